@@ -171,3 +171,52 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_certificates_name_their_holder_and_the_ca_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(ensure_ca(dir.path(), "Test").expect("CA created"));
+        let ca_before = fs::read(ca_cert_path(dir.path())).expect("ca.pem");
+        assert!(
+            !ensure_ca(dir.path(), "Test").expect("CA kept"),
+            "an existing CA is never replaced"
+        );
+        assert_eq!(
+            fs::read(ca_cert_path(dir.path())).expect("ca.pem"),
+            ca_before
+        );
+
+        let node = issue(dir.path(), Kind::Node, "sarzana").expect("node certificate");
+        let pem = fs::read_to_string(&node.cert).expect("cert");
+        let der = rustls_pki_der(&pem);
+        let names = crate::tls::dns_names(&der);
+        assert!(
+            names.contains(&"sarzana.nodes.unione.internal".to_owned()),
+            "{names:?}"
+        );
+        assert!(names.contains(&"localhost".to_owned()));
+
+        let client = issue(dir.path(), Kind::Client, "tool").expect("client certificate");
+        let names = crate::tls::dns_names(&rustls_pki_der(
+            &fs::read_to_string(&client.cert).expect("cert"),
+        ));
+        assert_eq!(names, vec!["tool.clients.unione.internal".to_owned()]);
+
+        assert!(
+            issue(dir.path(), Kind::Node, "Bad Id").is_err(),
+            "ids are checked"
+        );
+    }
+
+    fn rustls_pki_der(pem: &str) -> Vec<u8> {
+        use base64::Engine as _;
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .expect("PEM body is base64")
+    }
+}
