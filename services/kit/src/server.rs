@@ -312,3 +312,55 @@ where
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::Notify;
+
+    fn grpc_request(path: &str) -> http::Request<()> {
+        http::Request::builder().uri(path).body(()).expect("request")
+    }
+
+    /// Beyond the concurrency limit a call is shed at once with UNAVAILABLE and reason
+    /// OVERLOADED, instead of queueing; health checks are never shed.
+    #[tokio::test]
+    async fn calls_beyond_the_limit_are_shed_with_overloaded() {
+        let release = Arc::new(Notify::new());
+        let entered = Arc::new(Notify::new());
+        let (r, e) = (release.clone(), entered.clone());
+        let inner = tower::service_fn(move |_req: http::Request<()>| {
+            let (r, e) = (r.clone(), e.clone());
+            async move {
+                e.notify_one();
+                r.notified().await;
+                Ok::<_, Infallible>(http::Response::new(String::new()))
+            }
+        });
+        let metrics = Metrics::new();
+        let mut service = ObserveLayer::new(metrics.clone(), 1).layer(inner);
+
+        let first = tokio::spawn({
+            let mut s = service.clone();
+            async move { s.call(grpc_request("/unione.test.v1.Slow/Call")).await }
+        });
+        entered.notified().await;
+
+        let shed = service.call(grpc_request("/unione.test.v1.Slow/Call")).await.expect("a response");
+        assert_eq!(shed.headers().get("grpc-status").and_then(|v| v.to_str().ok()), Some("14"));
+        let status = tonic::Status::from_header_map(shed.headers()).expect("a status");
+        assert_eq!(crate::error::reason_and_field(&status).0, "OVERLOADED");
+
+        // Health is exempt, so an overloaded server still answers its probes.
+        let health = tokio::spawn({
+            let mut s = service.clone();
+            async move { s.call(grpc_request("/grpc.health.v1.Health/Check")).await }
+        });
+        entered.notified().await;
+        release.notify_one();
+        release.notify_one();
+        assert!(first.await.expect("joined").is_ok());
+        assert!(health.await.expect("joined").is_ok());
+        assert!(metrics.render().contains(r#"code="14""#));
+    }
+}
