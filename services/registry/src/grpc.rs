@@ -1,0 +1,310 @@
+//! The gRPC handlers of `unione.registry.v1.ResidentService`: decode the request, parse the
+//! resource name, check the comune against the routing header and this node's served comuni,
+//! call the domain and storage, and map errors to `google.rpc.Status` with an `ErrorInfo`.
+//!
+//! Spans are named after the RPC and carry the comune and the record's opaque id, never a name
+//! or a codice fiscale.
+
+use chrono::{Datelike, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
+use tonic::{Code, Request, Response};
+use tracing::{Span, field};
+use unione_kit::idempotency;
+use unione_kit::names::parse_name;
+use unione_kit::pagination;
+use unione_kit::storage::{now_micros, timestamp};
+use unione_kit::{ApiError, Database, Istat, Served};
+use unione_proto::google::r#type::Date;
+use unione_proto::registry::v1 as pb;
+use unione_proto::registry::v1::resident_service_server::ResidentService;
+
+use crate::domain::{Address, CivilDate, RegistrationReason, RegistryError, ResidentDraft, Sex};
+use crate::storage::{self, Inserted, PageKey, StoredResident};
+
+/// `comuni/{istat}`.
+const COMUNE: &[&str] = &["comuni", "*"];
+/// `comuni/{istat}/residents/{id}`.
+const RESIDENT: &[&str] = &["comuni", "*", "residents", "*"];
+
+/// A registry rule broken: invalid input on the field it names, or ALREADY_EXISTS for a
+/// resident registered twice.
+impl From<RegistryError> for ApiError {
+    fn from(err: RegistryError) -> Self {
+        if err.is_conflict() {
+            ApiError::new(Code::AlreadyExists, err.reason(), err.to_string())
+                .with_field(err.field())
+        } else {
+            ApiError::invalid(err.field(), err.reason(), err.to_string())
+        }
+    }
+}
+
+/// The resident service of one node, for the comuni it serves.
+#[derive(Debug, Clone)]
+pub struct ResidentApi {
+    db: Database,
+    served: Served,
+}
+
+impl ResidentApi {
+    /// The handlers over a database migrated with [`crate::migrations`], for `served`.
+    pub fn new(db: Database, served: Served) -> Self {
+        Self { db, served }
+    }
+
+    #[tracing::instrument(
+        name = "CreateResident",
+        skip_all,
+        fields(comune = field::Empty, resident = field::Empty)
+    )]
+    async fn create_resident_inner(
+        &self,
+        request: Request<pb::CreateResidentRequest>,
+    ) -> Result<pb::Resident, ApiError> {
+        let (metadata, _, req) = request.into_parts();
+        let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
+        Span::current().record("comune", istat.as_str());
+        self.served.check(&metadata, &istat, "parent")?;
+        let given = req
+            .resident
+            .as_ref()
+            .ok_or_else(|| ApiError::required("resident"))?;
+        let resident = draft_from_pb(given)?.validate(today_in_italy())?;
+
+        // The fingerprint covers what the request asks for: not the key itself, nor the
+        // fields the contract says are ignored.
+        let mut asked = req.clone();
+        asked.request_id.clear();
+        if let Some(r) = asked.resident.as_mut() {
+            r.name.clear();
+            r.create_time = None;
+            r.etag.clear();
+        }
+        let fingerprint = idempotency::fingerprint(&asked);
+        let scope = format!("registry/{}/CreateResident", istat.resource_name());
+        let db = &self.db;
+        let istat = &istat;
+        let resident = &resident;
+        let created = idempotency::run(
+            db,
+            &scope,
+            &req.request_id,
+            &fingerprint,
+            |ticket| async move {
+                let write = async {
+                    let mut tx = db.begin_write().await?;
+                    let stored =
+                        match storage::insert_resident(&mut tx, istat, resident, now_micros())
+                            .await?
+                        {
+                            Inserted::Created(stored) => stored,
+                            Inserted::AlreadyResident => {
+                                return Err(RegistryError::AlreadyRegistered.into());
+                            }
+                        };
+                    let response = resident_to_pb(istat, &stored);
+                    ticket.complete(&mut tx, &response).await?;
+                    tx.commit().await?;
+                    Ok::<_, ApiError>(response)
+                };
+                match write.await {
+                    Ok(response) => Ok(response),
+                    Err(err) => Err((err, ticket)),
+                }
+            },
+        )
+        .await?;
+        Span::current().record("resident", resident_id(&created.name));
+        Ok(created)
+    }
+
+    #[tracing::instrument(
+        name = "GetResident",
+        skip_all,
+        fields(comune = field::Empty, resident = field::Empty)
+    )]
+    async fn get_resident_inner(
+        &self,
+        request: Request<pb::GetResidentRequest>,
+    ) -> Result<pb::Resident, ApiError> {
+        let (metadata, _, req) = request.into_parts();
+        let (istat, vars) = parse_name("name", &req.name, RESIDENT)?;
+        let id = vars[0];
+        Span::current()
+            .record("comune", istat.as_str())
+            .record("resident", id);
+        self.served.check(&metadata, &istat, "name")?;
+        let stored = storage::get_resident(&self.db, &istat, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("name", &req.name))?;
+        Ok(resident_to_pb(&istat, &stored))
+    }
+
+    #[tracing::instrument(name = "ListResidents", skip_all, fields(comune = field::Empty))]
+    async fn list_residents_inner(
+        &self,
+        request: Request<pb::ListResidentsRequest>,
+    ) -> Result<pb::ListResidentsResponse, ApiError> {
+        let (metadata, _, req) = request.into_parts();
+        let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
+        Span::current().record("comune", istat.as_str());
+        self.served.check(&metadata, &istat, "parent")?;
+        let size = pagination::page_size(req.page_size)?;
+        let scope = format!("ListResidents/{}", istat.resource_name());
+        let after: Option<PageKey> = pagination::decode_token(&scope, &req.page_token)?;
+        let mut rows = storage::list_residents(&self.db, &istat, after.as_ref(), size + 1).await?;
+        let next_page_token =
+            pagination::finish_page(&mut rows, size, &scope, |r| r.page_key.clone());
+        Ok(pb::ListResidentsResponse {
+            residents: rows.iter().map(|r| resident_to_pb(&istat, r)).collect(),
+            next_page_token,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl ResidentService for ResidentApi {
+    async fn create_resident(
+        &self,
+        request: Request<pb::CreateResidentRequest>,
+    ) -> Result<Response<pb::Resident>, tonic::Status> {
+        Ok(Response::new(self.create_resident_inner(request).await?))
+    }
+
+    async fn get_resident(
+        &self,
+        request: Request<pb::GetResidentRequest>,
+    ) -> Result<Response<pb::Resident>, tonic::Status> {
+        Ok(Response::new(self.get_resident_inner(request).await?))
+    }
+
+    async fn list_residents(
+        &self,
+        request: Request<pb::ListResidentsRequest>,
+    ) -> Result<Response<pb::ListResidentsResponse>, tonic::Status> {
+        Ok(Response::new(self.list_residents_inner(request).await?))
+    }
+}
+
+/// Today's date in Italy, at its latest: UTC plus two hours (CEST), so that a birth registered
+/// just after midnight in Rome is never taken for a future one. During CET this runs an hour
+/// ahead, which only matters for a birth date of "tomorrow" between 23:00 and midnight.
+fn today_in_italy() -> NaiveDate {
+    (Utc::now() + chrono::Duration::hours(2)).date_naive()
+}
+
+/// The last segment of a resource name.
+fn resident_id(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or_default()
+}
+
+/// The wire resident as a draft for the domain to check. Only enum values this version does
+/// not know are refused here.
+fn draft_from_pb(r: &pb::Resident) -> Result<ResidentDraft, RegistryError> {
+    let sex = match pb::Sex::try_from(r.sex) {
+        Ok(pb::Sex::Unspecified) => None,
+        Ok(pb::Sex::Male) => Some(Sex::Male),
+        Ok(pb::Sex::Female) => Some(Sex::Female),
+        Err(_) => {
+            return Err(RegistryError::UnknownEnumValue {
+                field: "resident.sex",
+                value: r.sex,
+            });
+        }
+    };
+    let registration_reason = match pb::RegistrationReason::try_from(r.registration_reason) {
+        Ok(pb::RegistrationReason::Unspecified) => None,
+        Ok(pb::RegistrationReason::Birth) => Some(RegistrationReason::Birth),
+        Ok(pb::RegistrationReason::ImmigrationFromComune) => {
+            Some(RegistrationReason::ImmigrationFromComune)
+        }
+        Ok(pb::RegistrationReason::ImmigrationFromAbroad) => {
+            Some(RegistrationReason::ImmigrationFromAbroad)
+        }
+        Ok(pb::RegistrationReason::Reinstatement) => Some(RegistrationReason::Reinstatement),
+        Err(_) => {
+            return Err(RegistryError::UnknownEnumValue {
+                field: "resident.registration_reason",
+                value: r.registration_reason,
+            });
+        }
+    };
+    let civil = |d: &Date| CivilDate {
+        year: d.year,
+        month: d.month,
+        day: d.day,
+    };
+    Ok(ResidentDraft {
+        codice_fiscale: r.codice_fiscale.clone(),
+        given_name: r.given_name.clone(),
+        family_name: r.family_name.clone(),
+        birth_date: r.birth_date.as_ref().map(civil),
+        birth_place_code: r.birth_place_code.clone(),
+        sex,
+        citizenship: r.citizenship.clone(),
+        address: r.address.as_ref().map(|a| Address {
+            street: a.street.clone(),
+            house_number: a.house_number.clone(),
+            postal_code: a.postal_code.clone(),
+            locality: a.locality.clone(),
+        }),
+        registration_date: r.registration_date.as_ref().map(civil),
+        registration_reason,
+    })
+}
+
+fn date_to_pb(date: NaiveDate) -> Date {
+    Date {
+        year: date.year(),
+        month: i32::try_from(date.month()).expect("invariant: months are 1 to 12"),
+        day: i32::try_from(date.day()).expect("invariant: days are 1 to 31"),
+    }
+}
+
+/// The etag of a record (AIP-154): opaque, changes with every revision.
+fn etag(stored: &StoredResident) -> String {
+    let digest = Sha256::digest(format!(
+        "{}:{}:{}",
+        stored.id, stored.revision, stored.update_time
+    ));
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The wire form of a stored resident of `istat`.
+pub fn resident_to_pb(istat: &Istat, stored: &StoredResident) -> pb::Resident {
+    let r = &stored.resident;
+    pb::Resident {
+        name: format!("{}/residents/{}", istat.resource_name(), stored.id),
+        codice_fiscale: r.codice_fiscale.clone(),
+        given_name: r.given_name.clone(),
+        family_name: r.family_name.clone(),
+        birth_date: Some(date_to_pb(r.birth_date)),
+        birth_place_code: r.birth_place_code.clone(),
+        sex: match r.sex {
+            Sex::Male => pb::Sex::Male,
+            Sex::Female => pb::Sex::Female,
+        }
+        .into(),
+        citizenship: r.citizenship.clone(),
+        address: Some(pb::Address {
+            street: r.address.street.clone(),
+            house_number: r.address.house_number.clone(),
+            postal_code: r.address.postal_code.clone(),
+            locality: r.address.locality.clone(),
+        }),
+        registration_date: Some(date_to_pb(r.registration_date)),
+        registration_reason: match r.registration_reason {
+            RegistrationReason::Birth => pb::RegistrationReason::Birth,
+            RegistrationReason::ImmigrationFromComune => {
+                pb::RegistrationReason::ImmigrationFromComune
+            }
+            RegistrationReason::ImmigrationFromAbroad => {
+                pb::RegistrationReason::ImmigrationFromAbroad
+            }
+            RegistrationReason::Reinstatement => pb::RegistrationReason::Reinstatement,
+        }
+        .into(),
+        create_time: Some(timestamp(stored.create_time)),
+        etag: etag(stored),
+    }
+}

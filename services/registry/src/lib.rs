@@ -1,0 +1,27 @@
+//! The registry office of Unione (`unione.registry.v1.ResidentService`): the resident records
+//! of each comune a node serves (DOMAIN.md "Registry", DPR 223/1989), each checked against the
+//! codice fiscale rules (DOMAIN.md "Check digits").
+//!
+//! Three layers, one direction: [`grpc`] (decode, check the comune, map errors) calls
+//! [`domain`] (rules, the codice fiscale; no I/O) and [`storage`] (sqlx over the node's
+//! database). From an RPC to its SQL: `grpc::ResidentApi::create_resident` ->
+//! `domain::ResidentDraft::validate` -> `storage::insert_resident`.
+
+pub mod domain;
+pub mod grpc;
+pub mod storage;
+
+pub use grpc::ResidentApi;
+use unione_kit::{Database, Served};
+use unione_proto::registry::v1::resident_service_server::ResidentServiceServer;
+
+/// The service's migrations, to run on the node's database before serving.
+pub fn migrations() -> unione_kit::storage::Migrations {
+    storage::migrations()
+}
+
+/// The resident service for the comuni in `served`, over a database already migrated with
+/// [`migrations`].
+pub fn service(db: Database, served: Served) -> ResidentServiceServer<ResidentApi> {
+    ResidentServiceServer::new(ResidentApi::new(db, served))
+}
