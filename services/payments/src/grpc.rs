@@ -1,0 +1,293 @@
+//! The gRPC handlers of `unione.payments.v1.DebtPositionService`: decode the request, parse
+//! resource names, check the comune against the routing header and this node's served comuni,
+//! call the domain and storage, and map errors to `google.rpc.Status` with an `ErrorInfo`.
+//!
+//! From an RPC to its SQL in three hops: `create_debt_position` -> [`NewDebtPosition::validate`]
+//! -> [`storage::insert_position`].
+
+use chrono::Datelike;
+use tonic::{Code, Request, Response};
+use tracing::{Span, field};
+use unione_kit::names::parse_name;
+use unione_kit::storage::{now_micros, timestamp};
+use unione_kit::{ApiError, Database, Istat, Served, idempotency, pagination};
+use unione_proto::google::r#type::Date;
+use unione_proto::payments::v1 as pb;
+use unione_proto::payments::v1::debt_position_service_server::DebtPositionService;
+
+use crate::domain::notice::SegregationCode;
+use crate::domain::{
+    DateParts, DebtPositionDraft, DomainError, NewDebtPosition, PaymentOptionDraft, PositionState,
+    TransferDraft,
+};
+use crate::storage::{self, PageKey, StoreError, StoredPosition};
+
+/// `comuni/{istat}`.
+const COMUNE: &[&str] = &["comuni", "*"];
+/// `comuni/{istat}/debtPositions/{id}`.
+const POSITION: &[&str] = &["comuni", "*", "debtPositions", "*"];
+
+/// Every rule the domain refuses is invalid input, on the field it names.
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        ApiError::invalid(err.field(), err.reason(), err.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Database(err) => err.into(),
+            err @ StoreError::IuvSequenceExhausted { .. } => ApiError::new(
+                Code::ResourceExhausted,
+                "IUV_SEQUENCE_EXHAUSTED",
+                err.to_string(),
+            ),
+        }
+    }
+}
+
+/// The debt position service of one node, for the comuni it serves.
+#[derive(Debug, Clone)]
+pub struct DebtPositionApi {
+    db: Database,
+    served: Served,
+}
+
+impl DebtPositionApi {
+    /// The handlers over a migrated database (see [`crate::migrations`]) for `served`.
+    pub fn new(db: Database, served: Served) -> Self {
+        Self { db, served }
+    }
+
+    #[tracing::instrument(
+        name = "CreateDebtPosition",
+        skip_all,
+        fields(comune = field::Empty, debt_position = field::Empty)
+    )]
+    async fn create_inner(
+        &self,
+        request: Request<pb::CreateDebtPositionRequest>,
+    ) -> Result<pb::DebtPosition, ApiError> {
+        let (metadata, _, req) = request.into_parts();
+        let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
+        Span::current().record("comune", istat.as_str());
+        let profile = self.served.check(&metadata, &istat, "parent")?;
+        let segregation = SegregationCode::parse(&profile.segregation_code).map_err(|_| {
+            ApiError::failed_precondition(
+                "COMUNE_NOT_CONFIGURED",
+                format!("comuni/{istat} has no valid pagoPA segregation code on this node"),
+            )
+        })?;
+        let position = req
+            .debt_position
+            .as_ref()
+            .ok_or_else(|| ApiError::required("debt_position"))?;
+        let new = NewDebtPosition::validate(draft_from_pb(position))?;
+
+        // The fingerprint covers what the request asks for: not the key itself, nor the
+        // output-only fields the contract says are ignored.
+        let fingerprint = idempotency::fingerprint(&asked(&req));
+        let scope = format!("payments/{}/CreateDebtPosition", istat.resource_name());
+        let db = &self.db;
+        let istat = &istat;
+        let segregation = &segregation;
+        let new = &new;
+        let created = idempotency::run(
+            db,
+            &scope,
+            &req.request_id,
+            &fingerprint,
+            |ticket| async move {
+                let write = async {
+                    let mut tx = db.begin_write().await?;
+                    let stored =
+                        storage::insert_position(&mut tx, istat, segregation, new, now_micros())
+                            .await?;
+                    let response = position_to_pb(istat, &stored);
+                    ticket.complete(&mut tx, &response).await?;
+                    tx.commit().await?;
+                    Ok::<_, ApiError>(response)
+                };
+                match write.await {
+                    Ok(response) => Ok(response),
+                    Err(err) => Err((err, ticket)),
+                }
+            },
+        )
+        .await?;
+        Span::current().record("debt_position", created.name.as_str());
+        Ok(created)
+    }
+
+    #[tracing::instrument(
+        name = "GetDebtPosition",
+        skip_all,
+        fields(comune = field::Empty, debt_position = field::Empty)
+    )]
+    async fn get_inner(
+        &self,
+        request: Request<pb::GetDebtPositionRequest>,
+    ) -> Result<pb::DebtPosition, ApiError> {
+        let (metadata, _, req) = request.into_parts();
+        let (istat, vars) = parse_name("name", &req.name, POSITION)?;
+        let id = vars[0];
+        Span::current()
+            .record("comune", istat.as_str())
+            .record("debt_position", id);
+        self.served.check(&metadata, &istat, "name")?;
+        let stored = storage::get_position(&self.db, &istat, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("name", &req.name))?;
+        Ok(position_to_pb(&istat, &stored))
+    }
+
+    #[tracing::instrument(name = "ListDebtPositions", skip_all, fields(comune = field::Empty))]
+    async fn list_inner(
+        &self,
+        request: Request<pb::ListDebtPositionsRequest>,
+    ) -> Result<pb::ListDebtPositionsResponse, ApiError> {
+        let (metadata, _, req) = request.into_parts();
+        let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
+        Span::current().record("comune", istat.as_str());
+        self.served.check(&metadata, &istat, "parent")?;
+        let size = pagination::page_size(req.page_size)?;
+        let scope = format!("ListDebtPositions/{}", istat.resource_name());
+        let after: Option<PageKey> = pagination::decode_token(&scope, &req.page_token)?;
+        let mut rows = storage::list_positions(&self.db, &istat, after.as_ref(), size + 1).await?;
+        let next_page_token =
+            pagination::finish_page(&mut rows, size, &scope, StoredPosition::page_key);
+        Ok(pb::ListDebtPositionsResponse {
+            debt_positions: rows.iter().map(|p| position_to_pb(&istat, p)).collect(),
+            next_page_token,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl DebtPositionService for DebtPositionApi {
+    async fn create_debt_position(
+        &self,
+        request: Request<pb::CreateDebtPositionRequest>,
+    ) -> Result<Response<pb::DebtPosition>, tonic::Status> {
+        Ok(Response::new(self.create_inner(request).await?))
+    }
+
+    async fn get_debt_position(
+        &self,
+        request: Request<pb::GetDebtPositionRequest>,
+    ) -> Result<Response<pb::DebtPosition>, tonic::Status> {
+        Ok(Response::new(self.get_inner(request).await?))
+    }
+
+    async fn list_debt_positions(
+        &self,
+        request: Request<pb::ListDebtPositionsRequest>,
+    ) -> Result<Response<pb::ListDebtPositionsResponse>, tonic::Status> {
+        Ok(Response::new(self.list_inner(request).await?))
+    }
+}
+
+/// The request as far as it asks for something: without `request_id` and without the
+/// output-only fields of the position.
+fn asked(req: &pb::CreateDebtPositionRequest) -> pb::CreateDebtPositionRequest {
+    let mut asked = req.clone();
+    asked.request_id.clear();
+    if let Some(p) = asked.debt_position.as_mut() {
+        p.name.clear();
+        p.state = 0;
+        p.create_time = None;
+        p.etag.clear();
+        for option in &mut p.payment_options {
+            option.iuv.clear();
+            option.notice_number.clear();
+            for transfer in &mut option.transfers {
+                transfer.index = 0;
+            }
+        }
+    }
+    asked
+}
+
+/// The domain's input from the wire form; output-only fields are ignored.
+fn draft_from_pb(p: &pb::DebtPosition) -> DebtPositionDraft {
+    DebtPositionDraft {
+        debtor_fiscal_code: p.debtor_fiscal_code.clone(),
+        description: p.description.clone(),
+        payment_options: p
+            .payment_options
+            .iter()
+            .map(|o| PaymentOptionDraft {
+                amount_cents: o.amount_cents,
+                due_date: o.due_date.as_ref().map(|d| DateParts {
+                    year: d.year,
+                    month: d.month,
+                    day: d.day,
+                }),
+                installment: o.installment,
+                transfers: o
+                    .transfers
+                    .iter()
+                    .map(|t| TransferDraft {
+                        creditor_fiscal_code: t.creditor_fiscal_code.clone(),
+                        iban: t.iban.clone(),
+                        amount_cents: t.amount_cents,
+                        remittance_information: t.remittance_information.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn state_to_pb(state: PositionState) -> pb::debt_position::State {
+    use pb::debt_position::State as S;
+    match state {
+        PositionState::Draft => S::Draft,
+        PositionState::Published => S::Published,
+        PositionState::Valid => S::Valid,
+        PositionState::PartiallyPaid => S::PartiallyPaid,
+        PositionState::Paid => S::Paid,
+        PositionState::Reported => S::Reported,
+        PositionState::Expired => S::Expired,
+        PositionState::Invalid => S::Invalid,
+    }
+}
+
+/// The wire form of a stored position of `istat`.
+pub fn position_to_pb(istat: &Istat, p: &StoredPosition) -> pb::DebtPosition {
+    pb::DebtPosition {
+        name: format!("{}/debtPositions/{}", istat.resource_name(), p.id),
+        debtor_fiscal_code: p.debtor_fiscal_code.clone(),
+        description: p.description.clone(),
+        state: state_to_pb(p.state).into(),
+        payment_options: p
+            .payment_options
+            .iter()
+            .map(|o| pb::PaymentOption {
+                iuv: o.iuv.clone(),
+                notice_number: o.notice_number.clone(),
+                amount_cents: o.amount_cents,
+                due_date: Some(Date {
+                    year: o.due_date.year(),
+                    month: i32::try_from(o.due_date.month()).expect("a month is 1 to 12"),
+                    day: i32::try_from(o.due_date.day()).expect("a day is 1 to 31"),
+                }),
+                installment: o.installment,
+                transfers: o
+                    .transfers
+                    .iter()
+                    .map(|t| pb::Transfer {
+                        index: t.index,
+                        creditor_fiscal_code: t.creditor_fiscal_code.clone(),
+                        iban: t.iban.clone(),
+                        amount_cents: t.amount_cents,
+                        remittance_information: t.remittance_information.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        create_time: Some(timestamp(p.create_time)),
+        etag: p.etag(),
+    }
+}
