@@ -1,0 +1,184 @@
+//! The configuration of a node (`unione node --config node.toml`).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, ensure};
+use serde::{Deserialize, Serialize};
+use unione_kit::config::Validate;
+use unione_kit::server::Limits;
+use unione_kit::tls::TlsFiles;
+use unione_kit::{ComuneProfile, Istat};
+
+/// A shared function a node can run for a comune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Function {
+    /// The registry office.
+    Registry,
+    /// The payments desk.
+    Payments,
+    /// The quality office.
+    Quality,
+}
+
+impl Function {
+    /// Every function.
+    pub const ALL: [Function; 3] = [Function::Registry, Function::Payments, Function::Quality];
+
+    /// The protobuf enum value.
+    pub fn to_proto(self) -> unione_proto::common::v1::Function {
+        use unione_proto::common::v1::Function as P;
+        match self {
+            Self::Registry => P::Registry,
+            Self::Payments => P::Payments,
+            Self::Quality => P::Quality,
+        }
+    }
+
+    /// The lowercase name, as in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registry => "registry",
+            Self::Payments => "payments",
+            Self::Quality => "quality",
+        }
+    }
+}
+
+/// A comune served by this node, and the functions run for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedComune {
+    /// What the services need to know about the comune.
+    #[serde(flatten)]
+    pub profile: ComuneProfile,
+    /// The functions this node runs for it.
+    pub functions: Vec<Function>,
+}
+
+/// Node configuration: defaults, then the TOML file, then `UNIONE_*` variables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeConfig {
+    /// The node id; its certificate names `{node_id}.nodes.unione.internal`.
+    pub node_id: String,
+    /// The gRPC listen address (mutual TLS).
+    pub listen: String,
+    /// Where the node keeps its SQLite database when `database_url` is empty.
+    pub data_dir: String,
+    /// `postgres://...` for PostgreSQL, or `sqlite://...`; empty: `{data_dir}/node.sqlite`.
+    pub database_url: String,
+    /// Address of the Prometheus `/metrics` endpoint; empty: none.
+    pub metrics_listen: String,
+    /// Log lines as JSON instead of text.
+    pub log_json: bool,
+    /// The federation CA and this node's certificate and key.
+    pub tls: TlsFiles,
+    /// Concurrency, message size and time limits.
+    pub limits: Limits,
+    /// The comuni served and their functions.
+    pub comuni: Vec<ServedComune>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            node_id: String::new(),
+            listen: "127.0.0.1:7401".to_owned(),
+            data_dir: "./data".to_owned(),
+            database_url: String::new(),
+            metrics_listen: String::new(),
+            log_json: false,
+            tls: TlsFiles::default(),
+            limits: Limits::default(),
+            comuni: Vec::new(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// The listen address.
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen
+            .parse()
+            .map_err(|_| anyhow::anyhow!("listen: `{}` is not an address:port", self.listen))
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            let path = PathBuf::from(&self.data_dir).join("node.sqlite");
+            format!("sqlite://{}?mode=rwc", path.display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The comuni for which this node runs `function`.
+    pub fn served(&self, function: Function) -> unione_kit::Served {
+        unione_kit::Served::new(
+            self.comuni
+                .iter()
+                .filter(|c| c.functions.contains(&function))
+                .map(|c| c.profile.clone()),
+        )
+    }
+}
+
+impl Validate for NodeConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(
+            !self.node_id.is_empty()
+                && self
+                    .node_id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "node_id must be lowercase letters, digits and dashes (got `{}`)",
+            self.node_id
+        );
+        self.listen_addr()?;
+        if !self.metrics_listen.is_empty() {
+            self.metrics_listen.parse::<SocketAddr>().map_err(|_| {
+                anyhow::anyhow!(
+                    "metrics_listen: `{}` is not an address:port",
+                    self.metrics_listen
+                )
+            })?;
+        }
+        ensure!(
+            !self.tls.ca.is_empty() && !self.tls.cert.is_empty() && !self.tls.key.is_empty(),
+            "tls.ca, tls.cert and tls.key are required: nodes only speak mutual TLS"
+        );
+        self.limits.validate()?;
+        ensure!(
+            !self.comuni.is_empty(),
+            "comuni: a node serves at least one comune"
+        );
+        let mut seen = BTreeSet::<&Istat>::new();
+        for c in &self.comuni {
+            let p = &c.profile;
+            if !seen.insert(&p.istat) {
+                bail!("comuni: {} is listed twice", p.istat);
+            }
+            ensure!(
+                !c.functions.is_empty(),
+                "comuni {}: functions is empty",
+                p.istat
+            );
+            ensure!(
+                p.fiscal_code.len() == 11 && p.fiscal_code.bytes().all(|b| b.is_ascii_digit()),
+                "comuni {}: fiscal_code must be 11 digits",
+                p.istat
+            );
+            ensure!(
+                p.segregation_code.len() == 2
+                    && p.segregation_code.bytes().all(|b| b.is_ascii_digit()),
+                "comuni {}: segregation_code must be 2 digits",
+                p.istat
+            );
+            ensure!(!p.name.is_empty(), "comuni {}: name is empty", p.istat);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! A node: runs the services of one comune, or of several comuni for a capofila that serves
+//! others, in one process, over one database, behind mutual TLS.
+
+pub mod config;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status};
+use unione_kit::Database;
+use unione_kit::metrics::Metrics;
+use unione_kit::server::ServerBuilder;
+use unione_proto::federation::v1::node_service_server::{NodeService, NodeServiceServer};
+use unione_proto::federation::v1::{GetNodeInfoRequest, NodeInfo, ServedComune};
+
+pub use config::{Function, NodeConfig};
+
+/// A node being served.
+pub struct RunningNode {
+    /// The bound gRPC address.
+    pub addr: SocketAddr,
+    /// The bound metrics address, if any.
+    pub metrics_addr: Option<SocketAddr>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningNode {
+    /// Stops gracefully (draining calls in flight) and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.context("node task panicked")?
+    }
+
+    /// Waits until the node stops by itself (it fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("node task panicked")?
+    }
+}
+
+/// Opens the database, runs every migration, binds and serves in the background.
+pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
+    let listener = unione_kit::server::bind(config.listen_addr()?).await?;
+    start_on(config, listener).await
+}
+
+/// Like [`start`] on a listener already bound.
+pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Result<RunningNode> {
+    unione_kit::tls::install_crypto_provider();
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir))?;
+    let db = Database::connect(&config.database_url())
+        .await
+        .with_context(|| {
+            format!(
+                "opening {}",
+                unione_kit::storage::redact(&config.database_url())
+            )
+        })?;
+    db.migrate(&unione_registry::migrations())
+        .await
+        .context("registry migrations")?;
+    db.migrate(&unione_payments::migrations())
+        .await
+        .context("payments migrations")?;
+    db.migrate(&unione_quality::migrations())
+        .await
+        .context("quality migrations")?;
+
+    let max = config.limits.max_message_bytes;
+    let mut builder = ServerBuilder::new();
+    builder.add(NodeServiceServer::new(NodeInfoApi::new(
+        &config,
+        db.backend().as_str(),
+    )));
+    let runs = |f: Function| config.comuni.iter().any(|c| c.functions.contains(&f));
+    if runs(Function::Registry) {
+        builder.add(
+            unione_registry::service(db.clone(), config.served(Function::Registry))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    }
+    if runs(Function::Payments) {
+        builder.add(
+            unione_payments::service(db.clone(), config.served(Function::Payments))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    }
+    if runs(Function::Quality) {
+        builder.add(
+            unione_quality::service(db.clone(), config.served(Function::Quality))
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+    }
+
+    let tls = config
+        .tls
+        .mutual_server()
+        .context("loading the node's TLS files")?;
+    let metrics = Metrics::new();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let stopped = async move {
+        let _ = stop_rx.await;
+    };
+    let (metrics_stop_tx, metrics_stop_rx) = oneshot::channel::<()>();
+    let metrics_addr = if config.metrics_listen.is_empty() {
+        None
+    } else {
+        let addr = config.metrics_listen.parse().context("metrics_listen")?;
+        Some(
+            metrics
+                .clone()
+                .spawn(addr, async move {
+                    let _ = metrics_stop_rx.await;
+                })
+                .await?,
+        )
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(node = %config.node_id, %addr, backend = db.backend().as_str(), comuni = config.comuni.len(), "node serving");
+    let limits = config.limits;
+    let task = tokio::spawn(async move {
+        let result = builder
+            .serve(listener, Some(tls), limits, metrics, stopped)
+            .await;
+        let _ = metrics_stop_tx.send(());
+        db.close().await;
+        result
+    });
+    Ok(RunningNode {
+        addr,
+        metrics_addr,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// Serves until SIGINT or SIGTERM, then drains and stops.
+pub async fn run(config: NodeConfig) -> anyhow::Result<()> {
+    start(config).await?.run_until_signal().await
+}
+
+impl RunningNode {
+    /// Serves until SIGINT or SIGTERM (then drains and stops), or until the server fails.
+    pub async fn run_until_signal(mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            () = unione_kit::server::shutdown_signal() => self.stop().await,
+            result = &mut self.task => result.context("node task panicked")?,
+        }
+    }
+}
+
+/// `unione.federation.v1.NodeService`: what this node runs.
+pub struct NodeInfoApi {
+    info: NodeInfo,
+}
+
+impl NodeInfoApi {
+    fn new(config: &NodeConfig, backend: &str) -> Self {
+        let comuni = config
+            .comuni
+            .iter()
+            .map(|c| ServedComune {
+                comune: c.profile.istat.resource_name(),
+                functions: c.functions.iter().map(|f| f.to_proto() as i32).collect(),
+            })
+            .collect();
+        Self {
+            info: NodeInfo {
+                node_id: config.node_id.clone(),
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                comuni,
+                storage_backend: backend.to_owned(),
+            },
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl NodeService for NodeInfoApi {
+    async fn get_node_info(
+        &self,
+        _request: Request<GetNodeInfoRequest>,
+    ) -> Result<Response<NodeInfo>, Status> {
+        Ok(Response::new(self.info.clone()))
+    }
+}
