@@ -1,0 +1,201 @@
+//! The configuration of a gateway (`unione gateway --config gateway.toml`): defaults, then the
+//! TOML file, then `UNIONE_*` variables, then [`Validate::validate`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use serde::{Deserialize, Serialize};
+use unione_kit::config::Validate;
+use unione_kit::server::Limits;
+use unione_kit::tls::TlsFiles;
+
+/// Gateway configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GatewayConfig {
+    /// The gateway id; its certificate names `{gateway_id}.gateways.unione.internal`.
+    pub gateway_id: String,
+    /// The client-facing gRPC listen address (TLS; clients authenticate with a token).
+    pub listen: String,
+    /// Where the gateway keeps its SQLite database when `database_url` is empty.
+    pub data_dir: String,
+    /// `postgres://...` or `sqlite://...`; empty: `{data_dir}/gateway.sqlite`.
+    pub database_url: String,
+    /// Address of the Prometheus `/metrics` endpoint; empty: none.
+    pub metrics_listen: String,
+    /// Log lines as JSON instead of text.
+    pub log_json: bool,
+    /// The TOML directory loaded at start; empty: serve the directory the database holds.
+    pub directory_file: String,
+    /// The directory holding `token.pub`, the key that verifies user tokens.
+    pub token_keys_dir: String,
+    /// How often every node is probed, in milliseconds.
+    pub health_interval_ms: u64,
+    /// How long one probe of a node may take, in milliseconds.
+    pub probe_timeout_ms: u64,
+    /// The federation CA and the gateway's certificate and key: the server identity for
+    /// clients, and the client identity for mutual TLS to the nodes.
+    pub tls: TlsFiles,
+    /// Concurrency, message size and time limits of the client-facing listener.
+    pub limits: Limits,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            gateway_id: String::new(),
+            listen: "127.0.0.1:7443".to_owned(),
+            data_dir: "./data".to_owned(),
+            database_url: String::new(),
+            metrics_listen: String::new(),
+            log_json: false,
+            directory_file: String::new(),
+            token_keys_dir: String::new(),
+            health_interval_ms: 2000,
+            probe_timeout_ms: 1500,
+            tls: TlsFiles::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// The listen address.
+    pub fn listen_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.listen
+            .parse()
+            .with_context(|| format!("listen: `{}` is not an address:port", self.listen))
+    }
+
+    /// The metrics address, if any.
+    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.metrics_listen.is_empty() {
+            return Ok(None);
+        }
+        self.metrics_listen.parse().map(Some).with_context(|| {
+            format!(
+                "metrics_listen: `{}` is not an address:port",
+                self.metrics_listen
+            )
+        })
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            let path = PathBuf::from(&self.data_dir).join("gateway.sqlite");
+            format!("sqlite://{}?mode=rwc", path.display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The probe interval.
+    pub fn health_interval(&self) -> Duration {
+        Duration::from_millis(self.health_interval_ms)
+    }
+
+    /// The bound on one probe.
+    pub fn probe_timeout(&self) -> Duration {
+        Duration::from_millis(self.probe_timeout_ms)
+    }
+}
+
+impl Validate for GatewayConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(
+            !self.gateway_id.is_empty()
+                && self
+                    .gateway_id
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "gateway_id must be lowercase letters, digits and dashes (got `{}`)",
+            self.gateway_id
+        );
+        self.listen_addr()?;
+        self.metrics_addr()?;
+        ensure!(
+            !self.tls.ca.is_empty() && !self.tls.cert.is_empty() && !self.tls.key.is_empty(),
+            "tls.ca, tls.cert and tls.key are required: the gateway serves clients over TLS and \
+             reaches the nodes over mutual TLS"
+        );
+        ensure!(
+            !self.token_keys_dir.is_empty(),
+            "token_keys_dir is required: every directory call carries a token verified with \
+             its token.pub"
+        );
+        ensure!(
+            self.health_interval_ms >= 100,
+            "health_interval_ms must be at least 100 (got {})",
+            self.health_interval_ms
+        );
+        ensure!(
+            self.probe_timeout_ms >= 10,
+            "probe_timeout_ms must be at least 10 (got {})",
+            self.probe_timeout_ms
+        );
+        self.limits.validate()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> GatewayConfig {
+        GatewayConfig {
+            gateway_id: "gateway".into(),
+            token_keys_dir: "/keys".into(),
+            tls: TlsFiles {
+                ca: "ca.pem".into(),
+                cert: "gw.pem".into(),
+                key: "gw.key".into(),
+            },
+            ..GatewayConfig::default()
+        }
+    }
+
+    #[test]
+    fn defaults_and_required_keys() {
+        let c = GatewayConfig::default();
+        assert_eq!(c.listen, "127.0.0.1:7443");
+        assert_eq!((c.health_interval_ms, c.probe_timeout_ms), (2000, 1500));
+        assert!(
+            c.validate().is_err(),
+            "gateway_id, tls and token keys are required"
+        );
+        valid()
+            .validate()
+            .expect("a complete configuration is valid");
+
+        let err = GatewayConfig {
+            token_keys_dir: String::new(),
+            ..valid()
+        }
+        .validate()
+        .expect_err("no token keys");
+        assert!(err.to_string().contains("token_keys_dir"), "{err}");
+        let err = GatewayConfig {
+            metrics_listen: "nowhere".into(),
+            ..valid()
+        }
+        .validate()
+        .expect_err("bad metrics address");
+        assert!(err.to_string().contains("metrics_listen"), "{err}");
+    }
+
+    #[test]
+    fn the_database_defaults_to_a_file_in_the_data_directory() {
+        let c = GatewayConfig {
+            data_dir: "/var/lib/unione".into(),
+            ..valid()
+        };
+        assert_eq!(
+            c.database_url(),
+            "sqlite:///var/lib/unione/gateway.sqlite?mode=rwc"
+        );
+    }
+}

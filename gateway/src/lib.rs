@@ -1,0 +1,215 @@
+//! The Unione federation gateway.
+//!
+//! - Keeps the federation directory (members, nodes, which node provides which function for
+//!   which comune) in its database, versioned: at start it loads `directory_file` and stores
+//!   it as a new version only when its content changed ([`store`]).
+//! - Serves `unione.federation.v1.DirectoryService` to clients over TLS, from an in-memory
+//!   snapshot, to callers with a valid user token ([`api`]).
+//! - Probes every node over mutual TLS, as the node identity its certificate must carry, and
+//!   reports each member's health ([`prober`]).
+//!
+//! Three hops from an RPC to its data: [`api`] (handlers, token check) reads the
+//! [`store::Snapshot`] that [`store`] read from SQL; [`directory`] holds the rules of the file.
+
+pub mod api;
+pub mod config;
+pub mod directory;
+pub mod prober;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tonic::service::interceptor::InterceptedService;
+use unione_kit::Database;
+use unione_kit::metrics::Metrics;
+use unione_kit::server::ServerBuilder;
+use unione_kit::token::Verifier;
+use unione_proto::federation::v1::directory_service_server::DirectoryServiceServer;
+
+pub use config::GatewayConfig;
+
+use crate::api::{Authenticator, DirectoryApi};
+use crate::directory::DirectoryFile;
+use crate::prober::{HealthBoard, Timing};
+
+/// A gateway being served.
+pub struct RunningGateway {
+    /// The bound client-facing gRPC address.
+    pub addr: SocketAddr,
+    /// The bound metrics address, if any.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The directory version being served (0: the database holds no directory).
+    pub directory_version: i64,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningGateway {
+    /// Stops gracefully (draining calls in flight, stopping the prober) and waits.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.context("gateway task panicked")?
+    }
+
+    /// Waits until the gateway stops by itself (it fails).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("gateway task panicked")?
+    }
+
+    /// Serves until SIGINT or SIGTERM (then drains and stops), or until the server fails.
+    pub async fn run_until_signal(mut self) -> anyhow::Result<()> {
+        tokio::select! {
+            () = unione_kit::server::shutdown_signal() => self.stop().await,
+            result = &mut self.task => result.context("gateway task panicked")?,
+        }
+    }
+}
+
+/// Opens the database, loads the directory file, binds and serves in the background.
+pub async fn start(config: GatewayConfig) -> anyhow::Result<RunningGateway> {
+    let listener = unione_kit::server::bind(config.listen_addr()?).await?;
+    start_on(config, listener).await
+}
+
+/// Serves until SIGINT or SIGTERM, then drains and stops.
+pub async fn run(config: GatewayConfig) -> anyhow::Result<()> {
+    start(config).await?.run_until_signal().await
+}
+
+/// Like [`start`] on a listener already bound.
+pub async fn start_on(
+    config: GatewayConfig,
+    listener: TcpListener,
+) -> anyhow::Result<RunningGateway> {
+    unione_kit::tls::install_crypto_provider();
+    unione_kit::config::Validate::validate(&config)?;
+    // Everything that can fail on a bad file is read before anything is opened or spawned.
+    let server_tls = config
+        .tls
+        .server()
+        .context("loading the gateway's TLS files")?;
+    let verifier = Verifier::load(Path::new(&config.token_keys_dir))
+        .with_context(|| format!("loading the token key from {}", config.token_keys_dir))?;
+    let from_file = if config.directory_file.is_empty() {
+        None
+    } else {
+        Some(
+            DirectoryFile::load(Path::new(&config.directory_file))
+                .with_context(|| format!("the directory file {}", config.directory_file))?,
+        )
+    };
+
+    if config.database_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir))?;
+    }
+    let url = config.database_url();
+    let db = Database::connect(&url)
+        .await
+        .with_context(|| format!("opening {}", unione_kit::storage::redact(&url)))?;
+    db.migrate(&store::migrations())
+        .await
+        .context("gateway migrations")?;
+    if let Some(directory) = &from_file {
+        let loaded = store::load(&db, directory, &config.directory_file)
+            .await
+            .context("storing the directory")?;
+        if loaded.changed {
+            tracing::info!(version = loaded.version, file = %config.directory_file, "directory loaded as a new version");
+        } else {
+            tracing::info!(version = loaded.version, "directory file unchanged");
+        }
+    }
+    let snapshot = Arc::new(
+        store::snapshot(&db)
+            .await
+            .context("reading the directory")?,
+    );
+    if snapshot.version == 0 {
+        tracing::warn!("the database holds no directory and no directory_file is configured");
+    }
+
+    let board = Arc::new(HealthBoard::default());
+    let (probe_stop_tx, probe_stop_rx) = watch::channel(false);
+    let mut probers = JoinSet::new();
+    prober::spawn(
+        &snapshot.directory,
+        &config.tls,
+        Timing {
+            interval: config.health_interval(),
+            timeout: config.probe_timeout(),
+        },
+        board.clone(),
+        &probe_stop_rx,
+        &mut probers,
+    )?;
+
+    let max = config.limits.max_message_bytes;
+    let mut builder = ServerBuilder::new();
+    builder.add(InterceptedService::new(
+        DirectoryServiceServer::new(DirectoryApi::new(snapshot.clone(), board))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
+        Authenticator::new(verifier),
+    ));
+
+    let metrics = Metrics::new();
+    let (metrics_stop_tx, metrics_stop_rx) = oneshot::channel::<()>();
+    let metrics_addr = match config.metrics_addr()? {
+        None => None,
+        Some(addr) => Some(
+            metrics
+                .clone()
+                .spawn(addr, async move {
+                    let _ = metrics_stop_rx.await;
+                })
+                .await
+                .with_context(|| format!("serving metrics on {addr}"))?,
+        ),
+    };
+
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let stopped = async move {
+        let _ = stop_rx.await;
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        gateway = %config.gateway_id,
+        %addr,
+        backend = db.backend().as_str(),
+        directory_version = snapshot.version,
+        members = snapshot.directory.members.len(),
+        nodes = snapshot.directory.nodes.len(),
+        "gateway serving"
+    );
+    let limits = config.limits;
+    let task = tokio::spawn(async move {
+        let result = builder
+            .serve(listener, Some(server_tls), limits, metrics, stopped)
+            .await;
+        let _ = probe_stop_tx.send(true);
+        while let Some(joined) = probers.join_next().await {
+            if let Err(err) = joined {
+                tracing::error!(error = %err, "a probe task failed");
+            }
+        }
+        let _ = metrics_stop_tx.send(());
+        db.close().await;
+        result
+    });
+    Ok(RunningGateway {
+        addr,
+        metrics_addr,
+        directory_version: snapshot.version,
+        stop: Some(stop_tx),
+        task,
+    })
+}
