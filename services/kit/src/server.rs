@@ -319,7 +319,10 @@ mod tests {
     use tokio::sync::Notify;
 
     fn grpc_request(path: &str) -> http::Request<()> {
-        http::Request::builder().uri(path).body(()).expect("request")
+        http::Request::builder()
+            .uri(path)
+            .body(())
+            .expect("request")
     }
 
     /// Beyond the concurrency limit a call is shed at once with UNAVAILABLE and reason
@@ -346,8 +349,16 @@ mod tests {
         });
         entered.notified().await;
 
-        let shed = service.call(grpc_request("/unione.test.v1.Slow/Call")).await.expect("a response");
-        assert_eq!(shed.headers().get("grpc-status").and_then(|v| v.to_str().ok()), Some("14"));
+        let shed = service
+            .call(grpc_request("/unione.test.v1.Slow/Call"))
+            .await
+            .expect("a response");
+        assert_eq!(
+            shed.headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok()),
+            Some("14")
+        );
         let status = tonic::Status::from_header_map(shed.headers()).expect("a status");
         assert_eq!(crate::error::reason_and_field(&status).0, "OVERLOADED");
 
