@@ -9,6 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
+use unione_kit::names::routed;
 use unione_proto::federation::v1::directory_service_client::DirectoryServiceClient;
 use unione_proto::federation::v1::node_service_client::NodeServiceClient;
 use unione_proto::federation::v1::{
@@ -48,12 +49,12 @@ async fn count_residents(demo: &serde_json::Value, node: &str, istat: &str) -> u
     loop {
         let page = client
             .list_residents(routed(
+                istat,
                 ListResidentsRequest {
                     parent: format!("comuni/{istat}"),
                     page_size: 100,
                     page_token: token,
                 },
-                istat,
             ))
             .await
             .expect("ListResidents answers")

@@ -10,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tonic::transport::{Channel, ClientTlsConfig};
 use unione_kit::certs::Kind;
+use unione_kit::names::routed;
 use unione_kit::tls::TlsFiles;
 use unione_node::Function;
 use unione_proto::google::r#type::Date;
@@ -166,17 +167,6 @@ async fn connect(tls: &TlsFiles, node_id: &str, endpoint: &str) -> anyhow::Resul
         .with_context(|| format!("connecting to node {node_id}"))
 }
 
-fn routed<T>(message: T, istat: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        unione_kit::names::ROUTING_HEADER,
-        format!("comune=comuni%2F{istat}")
-            .parse()
-            .expect("ASCII routing value"),
-    );
-    request
-}
-
 fn date(year: i32, month: i32, day: i32) -> Option<Date> {
     Some(Date { year, month, day })
 }
@@ -302,7 +292,7 @@ async fn seed_residents(channel: Channel, town: &Town, people: &[Resident]) -> a
             request_id: format!("demo-resident-{}-{i}", town.istat),
         };
         client
-            .create_resident(routed(request, town.istat))
+            .create_resident(routed(town.istat, request))
             .await
             .with_context(|| format!("creating resident {i} of {}", town.name))?;
     }
@@ -405,7 +395,7 @@ async fn seed_payments(
             request_id: format!("demo-position-{}-{i}", town.istat),
         };
         client
-            .create_debt_position(routed(request, town.istat))
+            .create_debt_position(routed(town.istat, request))
             .await
             .with_context(|| format!("creating debt position {i} of {}", town.name))?;
     }
@@ -429,12 +419,12 @@ async fn seed_quality(channel: Channel, town: &Town, rng: &mut StdRng) -> anyhow
     let parent = format!("comuni/{}", town.istat);
     let kpis = client
         .list_kpis(routed(
+            town.istat,
             ListKpisRequest {
                 parent: parent.clone(),
                 page_size: 500,
                 page_token: String::new(),
             },
-            town.istat,
         ))
         .await
         .context("listing KPIs")?
@@ -481,7 +471,7 @@ async fn seed_quality(channel: Channel, town: &Town, rng: &mut StdRng) -> anyhow
                 request_id: format!("demo-measurement-{}-{}-{i}", town.istat, k.kpi_id),
             };
             client
-                .create_measurement(routed(request, town.istat))
+                .create_measurement(routed(town.istat, request))
                 .await
                 .with_context(|| format!("recording {} for {}", k.kpi_id, town.name))?;
         }

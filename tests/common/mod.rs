@@ -142,15 +142,6 @@ pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-pub fn routed<T>(message: T, istat: &str) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "x-goog-request-params",
-        format!("comune=comuni%2F{istat}").parse().expect("ASCII"),
-    );
-    request
-}
-
 /// Polls the federation health until `accept` holds (bounded), returning the last view.
 pub async fn wait_for_health(
     channel: &Channel,

@@ -36,7 +36,7 @@ pub enum Claim {
 }
 
 /// The right to execute a request once; see [`claim`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Ticket {
     key: Option<(String, String)>,
 }
@@ -185,17 +185,20 @@ pub async fn run<R, F, Fut>(
 where
     R: Message + Default,
     F: FnOnce(Ticket) -> Fut,
-    Fut: Future<Output = Result<R, (ApiError, Ticket)>>,
+    Fut: Future<Output = Result<R, ApiError>>,
 {
     match claim(db, scope, request_id, fingerprint).await? {
         Claim::Replay(bytes) => R::decode(bytes.as_slice()).map_err(|e| ApiError::internal(&e)),
-        Claim::Proceed(ticket) => match write(ticket).await {
-            Ok(response) => Ok(response),
-            Err((err, ticket)) => {
-                ticket.abandon(db).await;
-                Err(err)
+        Claim::Proceed(ticket) => {
+            let release = ticket.clone();
+            match write(ticket).await {
+                Ok(response) => Ok(response),
+                Err(err) => {
+                    release.abandon(db).await;
+                    Err(err)
+                }
             }
-        },
+        }
     }
 }
 
@@ -267,8 +270,8 @@ mod tests {
     async fn a_failed_request_releases_its_key() {
         for t in testing::all().await {
             let fp = fingerprint(&Echo { text: "x".into() });
-            let result: Result<Echo, ApiError> = run(&t.db, "s", "k2", &fp, |ticket| async move {
-                Err((ApiError::invalid("text", "BAD", "no"), ticket))
+            let result: Result<Echo, ApiError> = run(&t.db, "s", "k2", &fp, |_ticket| async move {
+                Err(ApiError::invalid("text", "BAD", "no"))
             })
             .await;
             assert_eq!(result.expect_err("fails").reason, "BAD");

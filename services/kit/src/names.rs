@@ -137,6 +137,16 @@ pub fn routing_value(istat: &Istat) -> String {
     format!("comune=comuni%2F{}", istat.as_str())
 }
 
+/// A request routed to the comune `istat` (a six-digit code), as the gateway sends it.
+pub fn routed<T>(istat: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("comune=comuni%2F{istat}");
+    if let Ok(value) = value.parse() {
+        request.metadata_mut().insert(ROUTING_HEADER, value);
+    }
+    request
+}
+
 /// Checks that the comune named in the body is the one the call was routed for. A call with
 /// no routing header is refused (reason `ROUTING_HEADER_MISSING`): the gateway always sets it,
 /// and a node must never act for a comune it was not asked about.

@@ -99,20 +99,14 @@ impl DebtPositionApi {
             &req.request_id,
             &fingerprint,
             |ticket| async move {
-                let write = async {
-                    let mut tx = db.begin_write().await?;
-                    let stored =
-                        storage::insert_position(&mut tx, istat, segregation, new, now_micros())
-                            .await?;
-                    let response = position_to_pb(istat, &stored);
-                    ticket.complete(&mut tx, &response).await?;
-                    tx.commit().await?;
-                    Ok::<_, ApiError>(response)
-                };
-                match write.await {
-                    Ok(response) => Ok(response),
-                    Err(err) => Err((err, ticket)),
-                }
+                let mut tx = db.begin_write().await?;
+                let stored =
+                    storage::insert_position(&mut tx, istat, segregation, new, now_micros())
+                        .await?;
+                let response = position_to_pb(istat, &stored);
+                ticket.complete(&mut tx, &response).await?;
+                tx.commit().await?;
+                Ok::<_, ApiError>(response)
             },
         )
         .await?;

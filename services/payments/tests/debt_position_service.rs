@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use tonic::{Code, Request};
 use unione_kit::error::reason_and_field;
-use unione_kit::names::ROUTING_HEADER;
+use unione_kit::names::{ROUTING_HEADER, routed};
 use unione_kit::storage::testing::{self, TestDatabase};
 use unione_kit::{ComuneProfile, Istat, Served};
 use unione_payments::DebtPositionApi;
@@ -52,18 +52,6 @@ async fn api(t: &TestDatabase) -> DebtPositionApi {
         .await
         .expect("payments migrations apply");
     DebtPositionApi::new(t.db.clone(), served())
-}
-
-/// A request routed to `istat`, as the gateway sends it.
-fn routed<T>(istat: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        ROUTING_HEADER,
-        format!("comune=comuni%2F{istat}")
-            .parse()
-            .expect("an ASCII header"),
-    );
-    request
 }
 
 fn transfer(creditor: &str, iban: &str, cents: i64) -> pb::Transfer {

@@ -148,20 +148,14 @@ impl KpiApi {
             &req.request_id,
             &fingerprint,
             |ticket| async move {
-                let write = async {
-                    let mut tx = db.begin_write().await?;
-                    let stored =
-                        storage::record_measurement(&mut tx, istat, kpi_id, reading, now_micros())
-                            .await?;
-                    let response = measurement_to_pb(istat, kpi_id, &stored)?;
-                    ticket.complete(&mut tx, &response).await?;
-                    tx.commit().await?;
-                    Ok::<_, ApiError>(response)
-                };
-                match write.await {
-                    Ok(response) => Ok(response),
-                    Err(err) => Err((err, ticket)),
-                }
+                let mut tx = db.begin_write().await?;
+                let stored =
+                    storage::record_measurement(&mut tx, istat, kpi_id, reading, now_micros())
+                        .await?;
+                let response = measurement_to_pb(istat, kpi_id, &stored)?;
+                ticket.complete(&mut tx, &response).await?;
+                tx.commit().await?;
+                Ok::<_, ApiError>(response)
             },
         )
         .await

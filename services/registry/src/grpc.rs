@@ -91,26 +91,18 @@ impl ResidentApi {
             &req.request_id,
             &fingerprint,
             |ticket| async move {
-                let write = async {
-                    let mut tx = db.begin_write().await?;
-                    let stored =
-                        match storage::insert_resident(&mut tx, istat, resident, now_micros())
-                            .await?
-                        {
-                            Inserted::Created(stored) => stored,
-                            Inserted::AlreadyResident => {
-                                return Err(RegistryError::AlreadyRegistered.into());
-                            }
-                        };
-                    let response = resident_to_pb(istat, &stored);
-                    ticket.complete(&mut tx, &response).await?;
-                    tx.commit().await?;
-                    Ok::<_, ApiError>(response)
-                };
-                match write.await {
-                    Ok(response) => Ok(response),
-                    Err(err) => Err((err, ticket)),
-                }
+                let mut tx = db.begin_write().await?;
+                let stored =
+                    match storage::insert_resident(&mut tx, istat, resident, now_micros()).await? {
+                        Inserted::Created(stored) => stored,
+                        Inserted::AlreadyResident => {
+                            return Err(RegistryError::AlreadyRegistered.into());
+                        }
+                    };
+                let response = resident_to_pb(istat, &stored);
+                ticket.complete(&mut tx, &response).await?;
+                tx.commit().await?;
+                Ok::<_, ApiError>(response)
             },
         )
         .await?;

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use tonic::{Code, Request};
 use unione_kit::error::reason_and_field;
-use unione_kit::names::ROUTING_HEADER;
+use unione_kit::names::{ROUTING_HEADER, routed};
 use unione_kit::storage::testing::{self, TestDatabase};
 use unione_kit::{ComuneProfile, Istat, Served};
 use unione_proto::google::r#type::Date;
@@ -43,18 +43,6 @@ async fn api(t: &TestDatabase) -> ResidentApi {
         .await
         .expect("registry migrations apply");
     ResidentApi::new(t.db.clone(), served())
-}
-
-/// A request routed to `istat`, as the gateway sends it.
-fn routed<T>(istat: &str, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request.metadata_mut().insert(
-        ROUTING_HEADER,
-        format!("comune=comuni%2F{istat}")
-            .parse()
-            .expect("an ASCII header"),
-    );
-    request
 }
 
 fn date(y: i32, m: i32, d: i32) -> Option<Date> {
