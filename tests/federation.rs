@@ -380,7 +380,16 @@ async fn readme_python_example_runs_against_the_demo() {
     )
     .await;
 
-    // Generate the stubs exactly as the README says.
+    // Generate the stubs from the protos the README names.
+    let command_at = readme
+        .find("grpc_tools.protoc")
+        .expect("the README generates stubs");
+    let command_end = command_at + readme[command_at..].find("```").expect("closed block");
+    let protos: Vec<&str> = readme[command_at..command_end]
+        .split_whitespace()
+        .filter(|word| word.ends_with(".proto"))
+        .collect();
+    assert!(protos.len() >= 4, "the README names the protos: {protos:?}");
     let generated = data.join("gen");
     std::fs::create_dir_all(&generated).expect("gen dir");
     let status = std::process::Command::new(&python)
@@ -388,12 +397,7 @@ async fn readme_python_example_runs_against_the_demo() {
         .args(["-m", "grpc_tools.protoc", "-Iproto"])
         .arg(format!("--python_out={}", generated.display()))
         .arg(format!("--grpc_python_out={}", generated.display()))
-        .args([
-            "proto/unione/common/v1/common.proto",
-            "proto/unione/federation/v1/directory.proto",
-            "proto/google/api/field_behavior.proto",
-            "proto/google/api/resource.proto",
-        ])
+        .args(&protos)
         .status()
         .expect("python runs");
     assert!(
@@ -422,6 +426,210 @@ async fn readme_python_example_runs_against_the_demo() {
     assert!(
         stdout.contains("SERVING"),
         "the example shows health:\n{stdout}"
+    );
+    assert!(demo_proc.terminate().success());
+}
+
+fn with_token_and_route<T>(
+    message: T,
+    token: Option<&str>,
+    istat: Option<&str>,
+) -> tonic::Request<T> {
+    let mut request = match istat {
+        Some(istat) => routed(istat, message),
+        None => tonic::Request::new(message),
+    };
+    if let Some(token) = token {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("ASCII token"),
+        );
+    }
+    request
+}
+
+fn residents_of(istat: &str) -> ListResidentsRequest {
+    ListResidentsRequest {
+        parent: format!("comuni/{istat}"),
+        page_size: 500,
+        page_token: String::new(),
+    }
+}
+
+/// Calls reach the services through the gateway, routed by the comune in the routing header
+/// (AIP-4222) to the node the directory names, the capofila included, with no code written for
+/// each method; an operator acts only for their comune; the node refuses a body that names
+/// another comune than the header; and refusals say nothing about what exists.
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_are_routed_by_comune_through_the_gateway() {
+    use tonic::Code;
+    use unione_kit::error::reason_and_field;
+    use unione_proto::payments::v1::ListDebtPositionsRequest;
+    use unione_proto::payments::v1::debt_position_service_client::DebtPositionServiceClient;
+
+    let (_keep, data) = scratch("routing");
+    let logs = data.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let mut demo_proc = Proc::spawn("demo", demo_command(&data, "127.0.0.44"), &logs);
+    let demo = wait_for_demo(&data, &mut demo_proc, &logs).await;
+    let admin = demo["tokens"]["admin"].as_str().expect("admin").to_owned();
+    let sarzana_op = demo["tokens"]["operators"]["011027"]
+        .as_str()
+        .expect("operator")
+        .to_owned();
+    let luni_op = demo["tokens"]["operators"]["011020"]
+        .as_str()
+        .expect("operator")
+        .to_owned();
+    let citizen = demo["tokens"]["citizen"]
+        .as_str()
+        .expect("citizen")
+        .to_owned();
+    let channel = gateway_channel(&demo).await;
+    let mut residents = ResidentServiceClient::new(channel.clone());
+
+    // Sarzana's operator reads Sarzana's residents through the gateway: the same as the node holds.
+    let page = residents
+        .list_residents(with_token_and_route(
+            residents_of("011027"),
+            Some(&sarzana_op),
+            Some("011027"),
+        ))
+        .await
+        .expect("routed to Sarzana's node")
+        .into_inner();
+    assert_eq!(
+        page.residents.len(),
+        count_residents(&demo, "sarzana", "011027").await
+    );
+    assert!(
+        page.residents
+            .iter()
+            .all(|r| r.name.starts_with("comuni/011027/residents/"))
+    );
+
+    // Ameglia's registry is run by the capofila's node; its payments desk by its own node.
+    let ameglia = residents
+        .list_residents(with_token_and_route(
+            residents_of("011001"),
+            Some(&admin),
+            Some("011001"),
+        ))
+        .await
+        .expect("routed to the capofila")
+        .into_inner();
+    assert_eq!(
+        ameglia.residents.len(),
+        count_residents(&demo, "sarzana", "011001").await
+    );
+    let positions = DebtPositionServiceClient::new(channel.clone())
+        .list_debt_positions(with_token_and_route(
+            ListDebtPositionsRequest {
+                parent: "comuni/011001".into(),
+                page_size: 10,
+                page_token: String::new(),
+            },
+            Some(&admin),
+            Some("011001"),
+        ))
+        .await
+        .expect("routed to Ameglia's own node")
+        .into_inner();
+    assert!(!positions.debt_positions.is_empty());
+
+    let refused = |result: Result<
+        tonic::Response<unione_proto::registry::v1::ListResidentsResponse>,
+        tonic::Status,
+    >| {
+        let status = result.expect_err("refused");
+        let (reason, _) = reason_and_field(&status);
+        (status.code(), reason)
+    };
+    // Another town's operator is refused, whether or not the comune exists.
+    assert_eq!(
+        refused(
+            residents
+                .list_residents(with_token_and_route(
+                    residents_of("011027"),
+                    Some(&luni_op),
+                    Some("011027")
+                ))
+                .await
+        ),
+        (Code::PermissionDenied, "COMUNE_OUT_OF_SCOPE".to_owned())
+    );
+    assert_eq!(
+        refused(
+            residents
+                .list_residents(with_token_and_route(
+                    residents_of("011015"),
+                    Some(&luni_op),
+                    Some("011015")
+                ))
+                .await
+        ),
+        (Code::PermissionDenied, "COMUNE_OUT_OF_SCOPE".to_owned())
+    );
+    // Routed for Sarzana, the body asks for Ameglia (served by the same node): the node refuses.
+    assert_eq!(
+        refused(
+            residents
+                .list_residents(with_token_and_route(
+                    residents_of("011001"),
+                    Some(&sarzana_op),
+                    Some("011027")
+                ))
+                .await
+        ),
+        (Code::FailedPrecondition, "ROUTING_MISMATCH".to_owned())
+    );
+    assert_eq!(
+        refused(
+            residents
+                .list_residents(with_token_and_route(
+                    residents_of("011027"),
+                    None,
+                    Some("011027")
+                ))
+                .await
+        ),
+        (Code::Unauthenticated, "TOKEN_MISSING".to_owned())
+    );
+    assert_eq!(
+        refused(
+            residents
+                .list_residents(with_token_and_route(
+                    residents_of("011027"),
+                    Some(&admin),
+                    None
+                ))
+                .await
+        ),
+        (Code::InvalidArgument, "ROUTING_HEADER_MISSING".to_owned())
+    );
+    assert_eq!(
+        refused(
+            residents
+                .list_residents(with_token_and_route(
+                    residents_of("011015"),
+                    Some(&admin),
+                    Some("011015")
+                ))
+                .await
+        ),
+        (Code::NotFound, "RESOURCE_NOT_FOUND".to_owned())
+    );
+    assert_eq!(
+        refused(
+            residents
+                .list_residents(with_token_and_route(
+                    residents_of("011027"),
+                    Some(&citizen),
+                    Some("011027")
+                ))
+                .await
+        ),
+        (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned())
     );
     assert!(demo_proc.terminate().success());
 }

@@ -9,7 +9,7 @@ use unione_kit::ApiError;
 use unione_kit::certs::Kind;
 use unione_kit::names::parse_name;
 use unione_kit::pagination;
-use unione_kit::token::{TokenError, Verifier};
+use unione_kit::token::{Claims, TokenError, Verifier};
 use unione_proto::federation::v1::directory_service_server::DirectoryService;
 use unione_proto::federation::v1::{
     FederationHealth, FunctionHealth, GetFederationHealthRequest, GetMemberRequest,
@@ -277,16 +277,16 @@ fn unauthenticated(reason: &'static str, message: &str) -> Status {
         .into()
 }
 
-impl Interceptor for Authenticator {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(value) = request.metadata().get("authorization") else {
+impl Authenticator {
+    /// Verifies the `authorization` header value, `Bearer <token>`.
+    pub fn authenticate(&self, header: Option<&[u8]>) -> Result<Claims, Status> {
+        let Some(value) = header else {
             return Err(unauthenticated(
                 "TOKEN_MISSING",
                 "this call needs `authorization: Bearer <token>`",
             ));
         };
-        let token = value
-            .to_str()
+        let token = std::str::from_utf8(value)
             .ok()
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
@@ -303,14 +303,25 @@ impl Interceptor for Authenticator {
         match self.verifier.verify(token) {
             Ok(claims) => {
                 tracing::debug!(sub = %claims.sub, role = ?claims.role, "token verified");
-                request.extensions_mut().insert(claims);
-                Ok(request)
+                Ok(claims)
             }
             Err(TokenError::Expired) => {
                 Err(unauthenticated("TOKEN_EXPIRED", "the token has expired"))
             }
             Err(err) => Err(unauthenticated("TOKEN_INVALID", &err.to_string())),
         }
+    }
+}
+
+impl Interceptor for Authenticator {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.as_bytes());
+        let claims = self.authenticate(header)?;
+        request.extensions_mut().insert(claims);
+        Ok(request)
     }
 }
 

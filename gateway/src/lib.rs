@@ -7,6 +7,8 @@
 //!   snapshot, to callers with a valid user token ([`api`]).
 //! - Probes every node over mutual TLS, as the node identity its certificate must carry, and
 //!   reports each member's health ([`prober`]).
+//! - Routes every other call (any `unione.<function>.v1` method) by the comune in its routing
+//!   header to the node that provides that function for it, over mutual TLS ([`routing`]).
 //!
 //! Three hops from an RPC to its data: [`api`] (handlers, token check) reads the
 //! [`store::Snapshot`] that [`store`] read from SQL; [`directory`] holds the rules of the file.
@@ -15,6 +17,7 @@ pub mod api;
 pub mod config;
 pub mod directory;
 pub mod prober;
+pub mod routing;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -158,6 +161,13 @@ pub async fn start_on(
         DirectoryServiceServer::new(DirectoryApi::new(snapshot.clone(), board))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
+        Authenticator::new(verifier.clone()),
+    ));
+    let channels =
+        routing::node_channels(&snapshot, &config.tls).context("channels to the nodes")?;
+    builder.fallback(routing::Proxy::new(
+        snapshot.clone(),
+        channels,
         Authenticator::new(verifier),
     ));
 

@@ -104,10 +104,15 @@ pub fn parse_name<'a>(
 /// Reads the comune from the routing header: `comune=comuni%2F011027`, `comune=comuni/011027`
 /// or `comune=011027`, among other `&`-separated parameters.
 pub fn routed_comune(metadata: &MetadataMap) -> Result<Option<Istat>, ApiError> {
-    let Some(value) = metadata.get(ROUTING_HEADER) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| bad_header("not ASCII"))?;
+    match metadata.get(ROUTING_HEADER) {
+        None => Ok(None),
+        Some(value) => routing_param(value.as_bytes()),
+    }
+}
+
+/// Reads the comune from the value of a routing header (see [`routed_comune`]).
+pub fn routing_param(value: &[u8]) -> Result<Option<Istat>, ApiError> {
+    let value = std::str::from_utf8(value).map_err(|_| bad_header("not ASCII"))?;
     for pair in value.split('&') {
         let Some((key, raw)) = pair.split_once('=') else {
             continue;

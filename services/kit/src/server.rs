@@ -69,11 +69,14 @@ impl Limits {
     }
 }
 
+type RouterHook = Box<dyn FnOnce(axum::Router) -> axum::Router + Send>;
+
 /// Collects services, then serves them.
 pub struct ServerBuilder {
     routes: RoutesBuilder,
     health: HealthReporter,
     names: Vec<&'static str>,
+    fallback: Option<RouterHook>,
 }
 
 impl Default for ServerBuilder {
@@ -104,6 +107,7 @@ impl ServerBuilder {
             routes,
             health,
             names: Vec::new(),
+            fallback: None,
         }
     }
 
@@ -121,6 +125,25 @@ impl ServerBuilder {
     {
         self.names.push(S::NAME);
         self.routes.add_service(service);
+        self
+    }
+
+    /// Serves every call that no added service answers (the gateway's proxy).
+    pub fn fallback<S>(&mut self, service: S) -> &mut Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.fallback = Some(Box::new(move |router: axum::Router| {
+            router.fallback_service(tower::ServiceExt::map_request(
+                service,
+                |request: http::Request<axum::body::Body>| request.map(Body::new),
+            ))
+        }));
         self
     }
 
@@ -161,6 +184,12 @@ impl ServerBuilder {
                 let _ = s.set_nodelay(true);
             })
         });
+        let routes = match self.fallback {
+            Some(hook) => {
+                tonic::service::Routes::from(hook(self.routes.routes().into_axum_router()))
+            }
+            None => self.routes.routes(),
+        };
         let health = self.health.clone();
         let names = self.names.clone();
         let shutdown = async move {
@@ -177,7 +206,7 @@ impl ServerBuilder {
         };
         server
             .layer(ObserveLayer::new(metrics, limits.max_concurrent_requests))
-            .add_routes(self.routes.routes())
+            .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await
             .context("serving gRPC")

@@ -1,0 +1,269 @@
+//! Routing: any call to a `unione.<function>.v1` service is sent, with no code written for
+//! each method, to the node that provides that function for the comune named in the routing
+//! header (AIP-4222, `x-goog-request-params: comune=comuni%2F{istat}`). The body is never
+//! decoded here: the node checks that the body names the same comune. Streams pass through.
+//!
+//! Authorization in this first form: a federation administrator may call any comune; an
+//! operator or integrator only the comuni in the token's `comuni` claim; citizens are not yet
+//! routed (their scope, their own records, comes with the front office). A refusal never says
+//! whether the comune or the resource exists.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tonic::body::Body;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tower::{Service, ServiceExt};
+use unione_kit::ApiError;
+use unione_kit::certs::Kind;
+use unione_kit::names::{ROUTING_HEADER, routing_param};
+use unione_kit::tls::TlsFiles;
+use unione_kit::token::{Claims, Role};
+
+use crate::api::Authenticator;
+use crate::directory::Function;
+use crate::store::Snapshot;
+
+/// The function a gRPC method belongs to, read from its package: `/unione.registry.v1.X/Y`
+/// is the registry.
+pub fn function_of(path: &str) -> Option<Function> {
+    let service = path.strip_prefix('/')?.split('/').next()?;
+    let mut parts = service.split('.');
+    if parts.next()? != "unione" {
+        return None;
+    }
+    match parts.next()? {
+        "registry" => Some(Function::Registry),
+        "payments" => Some(Function::Payments),
+        "quality" => Some(Function::Quality),
+        _ => None,
+    }
+}
+
+/// May `claims` act for the comune `istat`?
+pub fn authorize(claims: &Claims, istat: &str) -> Result<(), ApiError> {
+    match claims.role {
+        Role::Admin => Ok(()),
+        Role::Operator | Role::Integrator if claims.comuni.iter().any(|c| c == istat) => Ok(()),
+        Role::Operator | Role::Integrator => Err(ApiError::new(
+            Code::PermissionDenied,
+            "COMUNE_OUT_OF_SCOPE",
+            "the token does not allow acting for this comune",
+        )
+        .with_field(ROUTING_HEADER)),
+        Role::Citizen => Err(ApiError::new(
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+            "citizens reach their own records through the front office",
+        )),
+    }
+}
+
+/// One mutual-TLS channel per node, connected lazily, verifying the node's identity.
+pub fn node_channels(
+    snapshot: &Snapshot,
+    tls: &TlsFiles,
+) -> anyhow::Result<HashMap<String, Channel>> {
+    let mut channels = HashMap::new();
+    for node in &snapshot.directory.nodes {
+        let config = tls.mutual_client(&Kind::Node.identity(&node.node_id))?;
+        let channel = Endpoint::from_shared(node.endpoint.clone())
+            .with_context(|| format!("node {}: endpoint", node.node_id))?
+            .tls_config(config)
+            .with_context(|| format!("node {}: TLS", node.node_id))?
+            .connect_timeout(Duration::from_secs(2))
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(node.node_id.clone(), channel);
+    }
+    Ok(channels)
+}
+
+/// The routing proxy, served as the gateway's fallback for every method it does not answer
+/// itself.
+#[derive(Clone)]
+pub struct Proxy {
+    state: Arc<State>,
+}
+
+struct State {
+    snapshot: Arc<Snapshot>,
+    channels: HashMap<String, Channel>,
+    auth: Authenticator,
+}
+
+impl Proxy {
+    /// A proxy over the directory `snapshot`, dialing nodes through `channels`.
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        channels: HashMap<String, Channel>,
+        auth: Authenticator,
+    ) -> Self {
+        Self {
+            state: Arc::new(State {
+                snapshot,
+                channels,
+                auth,
+            }),
+        }
+    }
+}
+
+impl Service<http::Request<Body>> for Proxy {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let state = self.state.clone();
+        Box::pin(async move {
+            Ok(match state.forward(request).await {
+                Ok(response) => response,
+                Err(status) => status.into_http(),
+            })
+        })
+    }
+}
+
+impl State {
+    async fn forward(
+        &self,
+        mut request: http::Request<Body>,
+    ) -> Result<http::Response<Body>, Status> {
+        let path = request.uri().path().to_owned();
+        let Some(function) = function_of(&path) else {
+            return Err(ApiError::new(
+                Code::Unimplemented,
+                "UNKNOWN_METHOD",
+                format!("{path} is not a method of the Unione API"),
+            )
+            .into());
+        };
+        let claims = self
+            .auth
+            .authenticate(request.headers().get("authorization").map(|v| v.as_bytes()))?;
+        let istat = match request.headers().get(ROUTING_HEADER) {
+            Some(value) => routing_param(value.as_bytes())?,
+            None => None,
+        }
+        .ok_or_else(|| {
+            ApiError::invalid(
+                ROUTING_HEADER,
+                "ROUTING_HEADER_MISSING",
+                format!("{ROUTING_HEADER} must name the comune: comune=comuni%2F{{istat}}"),
+            )
+        })?;
+        authorize(&claims, istat.as_str())?;
+        let directory = &self.snapshot.directory;
+        if !directory.members.iter().any(|m| m.istat == istat.as_str()) {
+            return Err(ApiError::not_found(ROUTING_HEADER, &istat.resource_name())
+                .with_metadata("reason_detail", "not a member of the federation")
+                .into());
+        }
+        let provider = directory
+            .provisions
+            .iter()
+            .find(|p| p.comune == istat.as_str() && p.function == function)
+            .ok_or_else(|| {
+                ApiError::failed_precondition(
+                    "FUNCTION_NOT_PROVIDED",
+                    format!(
+                        "no node provides {} for {}",
+                        function.as_str(),
+                        istat.resource_name()
+                    ),
+                )
+            })?;
+        let channel = self.channels.get(&provider.node).cloned().ok_or_else(|| {
+            ApiError::internal(&format!(
+                "the directory names node {} but no channel exists",
+                provider.node
+            ))
+        })?;
+        tracing::debug!(method = %path, comune = %istat, node = %provider.node, sub = %claims.sub, "routing");
+
+        // The user's token stays at the gateway; the trace continues at the node.
+        request.headers_mut().remove("authorization");
+        unione_kit::telemetry::inject_current(request.headers_mut());
+        let node = provider.node.clone();
+        match channel.oneshot(request).await {
+            Ok(response) => Ok(response),
+            Err(err) => {
+                tracing::warn!(%node, error = %err, "node unreachable");
+                Err(ApiError::unavailable(
+                    "NODE_UNAVAILABLE",
+                    "the node serving this comune cannot be reached; retry later",
+                )
+                .with_metadata("node", node)
+                .into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn functions_are_read_from_the_package() {
+        assert_eq!(
+            function_of("/unione.registry.v1.ResidentService/GetResident"),
+            Some(Function::Registry)
+        );
+        assert_eq!(
+            function_of("/unione.payments.v1.DebtPositionService/X"),
+            Some(Function::Payments)
+        );
+        assert_eq!(
+            function_of("/unione.quality.v2.KpiService/ListKpis"),
+            Some(Function::Quality)
+        );
+        assert_eq!(
+            function_of("/unione.federation.v1.DirectoryService/ListMembers"),
+            None
+        );
+        assert_eq!(function_of("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(function_of("nonsense"), None);
+    }
+
+    fn claims(role: Role, comuni: &[&str]) -> Claims {
+        Claims {
+            iss: "unione".into(),
+            sub: "u".into(),
+            role,
+            comuni: comuni.iter().map(|c| (*c).to_owned()).collect(),
+            fiscal_number: None,
+            iat: 0,
+            exp: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn operators_act_only_for_their_comuni() {
+        assert!(authorize(&claims(Role::Admin, &[]), "011027").is_ok());
+        assert!(authorize(&claims(Role::Operator, &["011027"]), "011027").is_ok());
+        let err =
+            authorize(&claims(Role::Operator, &["011020"]), "011027").expect_err("out of scope");
+        assert_eq!(
+            (err.code, err.reason),
+            (Code::PermissionDenied, "COMUNE_OUT_OF_SCOPE")
+        );
+        let err = authorize(&claims(Role::Integrator, &[]), "011027").expect_err("no comuni");
+        assert_eq!(err.code, Code::PermissionDenied);
+        let err = authorize(&claims(Role::Citizen, &[]), "011027").expect_err("citizen");
+        assert_eq!(err.reason, "ROLE_NOT_ALLOWED");
+    }
+}
