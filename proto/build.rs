@@ -2,16 +2,21 @@
 //! prost messages and tonic clients and servers, plus the encoded descriptor set that the
 //! servers expose through gRPC reflection.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-const PROTOS: &[&str] = &[
-    "unione/common/v1/common.proto",
-    "unione/federation/v1/directory.proto",
-    "unione/federation/v1/node.proto",
-    "unione/registry/v1/residents.proto",
-    "unione/payments/v1/debt_positions.proto",
-    "unione/quality/v1/kpis.proto",
-];
+/// Every `.proto` under `unione/`, sorted, so a new file needs no change here.
+fn protos(dir: &Path, root: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            protos(&path, root, out)?;
+        } else if path.extension().is_some_and(|e| e == "proto") {
+            let relative = path.strip_prefix(root).expect("under the root");
+            out.push(relative.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
@@ -19,7 +24,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", root.join("unione").display());
     println!("cargo:rerun-if-changed={}", root.join("google").display());
 
-    let files = protox::compile(PROTOS, [&root])?;
+    let mut files = Vec::new();
+    protos(&root.join("unione"), &root, &mut files)?;
+    files.sort();
+    let files = protox::compile(&files, [&root])?;
     let descriptor_path = out.join("unione_descriptor.bin");
     std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&files))?;
 
