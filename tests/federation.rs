@@ -331,6 +331,28 @@ async fn killed_node_is_unhealthy_and_foreign_certificates_are_refused() {
     )
     .await
     .expect("federation client certificate accepted");
+    // A principal header is believed only from a gateway: from any other peer it is refused.
+    let mut forged = tonic::Request::new(GetNodeInfoRequest {});
+    let principal = unione_kit::principal::Principal {
+        sub: "intruder".into(),
+        role: unione_kit::token::Role::Admin,
+        comuni: Vec::new(),
+        fiscal_number: None,
+        gateway: String::new(),
+    };
+    forged.metadata_mut().insert(
+        unione_kit::principal::PRINCIPAL_HEADER,
+        principal.encode().parse().expect("ASCII"),
+    );
+    let status = NodeServiceClient::new(good.clone())
+        .get_node_info(forged)
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(
+        unione_kit::error::reason_and_field(&status).0,
+        "PRINCIPAL_NOT_TRUSTED"
+    );
     let info = NodeServiceClient::new(good)
         .get_node_info(GetNodeInfoRequest {})
         .await

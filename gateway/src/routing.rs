@@ -3,6 +3,9 @@
 //! header (AIP-4222, `x-goog-request-params: comune=comuni%2F{istat}`). The body is never
 //! decoded here: the node checks that the body names the same comune. Streams pass through.
 //!
+//! The user's token stops here; the node receives the verified principal in the
+//! `x-unione-principal` header, which it believes only from a gateway's certificate.
+//!
 //! Authorization in this first form: a federation administrator may call any comune; an
 //! operator or integrator only the comuni in the token's `comuni` claim; citizens are not yet
 //! routed (their scope, their own records, comes with the front office). A refusal never says
@@ -23,6 +26,7 @@ use tower::{Service, ServiceExt};
 use unione_kit::ApiError;
 use unione_kit::certs::Kind;
 use unione_kit::names::{ROUTING_HEADER, routing_param};
+use unione_kit::principal::{PRINCIPAL_HEADER, Principal};
 use unione_kit::tls::TlsFiles;
 use unione_kit::token::{Claims, Role};
 
@@ -194,8 +198,17 @@ impl State {
         })?;
         tracing::debug!(method = %path, comune = %istat, node = %provider.node, sub = %claims.sub, "routing");
 
-        // The user's token stays at the gateway; the trace continues at the node.
-        request.headers_mut().remove("authorization");
+        // The user's token stays at the gateway; the node gets the verified principal (which
+        // it believes only from a gateway's certificate), and the trace continues there.
+        let headers = request.headers_mut();
+        headers.remove("authorization");
+        let principal = Principal::from_claims(&claims).encode();
+        match http::HeaderValue::try_from(principal) {
+            Ok(value) => {
+                headers.insert(PRINCIPAL_HEADER, value);
+            }
+            Err(err) => return Err(ApiError::internal(&err).into()),
+        }
         unione_kit::telemetry::inject_current(request.headers_mut());
         let node = provider.node.clone();
         match channel.oneshot(request).await {

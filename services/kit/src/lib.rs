@@ -10,6 +10,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod names;
 pub mod pagination;
+pub mod principal;
 pub mod served;
 pub mod server;
 pub mod storage;

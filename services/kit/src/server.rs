@@ -77,6 +77,7 @@ pub struct ServerBuilder {
     health: HealthReporter,
     names: Vec<&'static str>,
     fallback: Option<RouterHook>,
+    trust_principals: bool,
 }
 
 impl Default for ServerBuilder {
@@ -108,6 +109,7 @@ impl ServerBuilder {
             health,
             names: Vec::new(),
             fallback: None,
+            trust_principals: false,
         }
     }
 
@@ -144,6 +146,13 @@ impl ServerBuilder {
                 |request: http::Request<axum::body::Body>| request.map(Body::new),
             ))
         }));
+        self
+    }
+
+    /// Believes the principal that a federation gateway sends with a call (nodes). Without it,
+    /// every principal header is dropped (gateways).
+    pub fn trust_gateway_principals(&mut self) -> &mut Self {
+        self.trust_principals = true;
         self
     }
 
@@ -206,6 +215,7 @@ impl ServerBuilder {
         };
         server
             .layer(ObserveLayer::new(metrics, limits.max_concurrent_requests))
+            .layer(crate::principal::PrincipalLayer::new(self.trust_principals))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await

@@ -74,6 +74,7 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
 
     let max = config.limits.max_message_bytes;
     let mut builder = ServerBuilder::new();
+    builder.trust_gateway_principals();
     builder.add(NodeServiceServer::new(NodeInfoApi::new(
         &config,
         db.backend().as_str(),
