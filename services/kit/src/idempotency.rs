@@ -86,9 +86,11 @@ pub async fn claim(
     let lease = i64::try_from(LEASE.as_micros()).expect("lease fits i64");
     let outcome = match row {
         None => {
-            sqlx::query(
+            // Two first claims can both find the key free (PostgreSQL reads committed data);
+            // the second insert then does nothing, and that request is the one in flight.
+            let inserted = sqlx::query(
                 "INSERT INTO idempotency_keys (scope, request_id, request_hash, response, claimed_at, created_at) \
-                 VALUES ($1, $2, $3, NULL, $4, $4)",
+                 VALUES ($1, $2, $3, NULL, $4, $4) ON CONFLICT (scope, request_id) DO NOTHING",
             )
             .bind(scope)
             .bind(request_id)
@@ -96,6 +98,9 @@ pub async fn claim(
             .bind(now)
             .execute(&mut *tx)
             .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(in_flight());
+            }
             Claim::Proceed(Ticket {
                 key: Some((scope.to_owned(), request_id.to_owned())),
             })
@@ -109,14 +114,7 @@ pub async fn claim(
             .with_field("request_id"));
         }
         Some((_, Some(response), _)) => Claim::Replay(response),
-        Some((_, None, claimed_at)) if now - claimed_at < lease => {
-            return Err(ApiError::new(
-                Code::Aborted,
-                "REQUEST_IN_FLIGHT",
-                "a request with this request_id is still being processed; retry later",
-            )
-            .with_field("request_id"));
-        }
+        Some((_, None, claimed_at)) if now - claimed_at < lease => return Err(in_flight()),
         Some((_, None, _)) => {
             sqlx::query(
                 "UPDATE idempotency_keys SET claimed_at = $3 WHERE scope = $1 AND request_id = $2",
@@ -133,6 +131,15 @@ pub async fn claim(
     };
     tx.commit().await?;
     Ok(outcome)
+}
+
+fn in_flight() -> ApiError {
+    ApiError::new(
+        Code::Aborted,
+        "REQUEST_IN_FLIGHT",
+        "a request with this request_id is still being processed; retry later",
+    )
+    .with_field("request_id")
 }
 
 impl Ticket {
@@ -283,6 +290,33 @@ mod tests {
                 "{}",
                 t.label
             );
+        }
+    }
+
+    /// Concurrent first requests under one key: exactly one proceeds, the others are told it
+    /// is in flight (never an internal error), on both backends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_first_claims_let_exactly_one_proceed() {
+        for t in testing::all().await {
+            let fp = fingerprint(&Echo {
+                text: "race".into(),
+            });
+            let mut tasks = Vec::new();
+            for _ in 0..16 {
+                let (db, fp) = (t.db.clone(), fp.clone());
+                tasks.push(tokio::spawn(
+                    async move { claim(&db, "race", "k", &fp).await },
+                ));
+            }
+            let mut proceeded = 0;
+            for task in tasks {
+                match task.await.expect("joined") {
+                    Ok(Claim::Proceed(_)) => proceeded += 1,
+                    Ok(Claim::Replay(_)) => panic!("{}: nothing was completed", t.label),
+                    Err(err) => assert_eq!(err.reason, "REQUEST_IN_FLIGHT", "{}", t.label),
+                }
+            }
+            assert_eq!(proceeded, 1, "{}", t.label);
         }
     }
 
