@@ -1,6 +1,7 @@
 //! The registry office of Unione (`unione.registry.v1.ResidentService`): the resident records
 //! of each comune a node serves (DOMAIN.md "Registry", DPR 223/1989), each checked against the
-//! codice fiscale rules (DOMAIN.md "Check digits").
+//! codice fiscale rules (DOMAIN.md "Check digits"); and the protocol register
+//! (`unione.registry.v1.ProtocolService`, [`protocol_service`]; DPR 445/2000 artt. 53-57).
 //!
 //! Three layers, one direction: [`grpc`] (decode, check the comune, map errors) calls
 //! [`domain`] (rules, the codice fiscale; no I/O) and [`storage`] (sqlx over the node's
@@ -12,7 +13,9 @@ pub mod grpc;
 pub mod storage;
 
 pub use grpc::ResidentApi;
+pub use grpc::protocol::ProtocolApi;
 use unione_kit::{Database, Served};
+use unione_proto::registry::v1::protocol_service_server::ProtocolServiceServer;
 use unione_proto::registry::v1::resident_service_server::ResidentServiceServer;
 
 /// The service's migrations, to run on the node's database before serving.
@@ -24,4 +27,16 @@ pub fn migrations() -> unione_kit::storage::Migrations {
 /// [`migrations`].
 pub fn service(db: Database, served: Served) -> ResidentServiceServer<ResidentApi> {
     ResidentServiceServer::new(ResidentApi::new(db, served))
+}
+
+/// Largest request the protocol service decodes: a 10 MiB document with its attachments.
+pub const PROTOCOL_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// The protocol register service (`unione.registry.v1.ProtocolService`; DOMAIN.md "Protocol
+/// register") for the comuni in `served`, over a database already migrated with
+/// [`migrations`]. From an RPC to its SQL: `grpc::protocol::ProtocolApi` ->
+/// `domain::protocol` -> `storage::protocol`.
+pub fn protocol_service(db: Database, served: Served) -> ProtocolServiceServer<ProtocolApi> {
+    ProtocolServiceServer::new(ProtocolApi::new(db, served))
+        .max_decoding_message_size(PROTOCOL_MAX_MESSAGE_BYTES)
 }

@@ -13,6 +13,8 @@ use unione_kit::{Database, Istat};
 
 use crate::domain::{Address, RegistrationReason, Resident, Sex};
 
+pub mod protocol;
+
 /// The registry service's migrations (table `registry_residents`, migrations table
 /// `_migrations_registry`).
 pub fn migrations() -> Migrations {

@@ -3,6 +3,7 @@
 //! errors those rules raise. Nothing here knows about gRPC or SQL.
 
 pub mod codice_fiscale;
+pub mod protocol;
 pub mod resident;
 
 pub use codice_fiscale::{CodiceFiscaleError, Mismatch};
