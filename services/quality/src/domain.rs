@@ -96,6 +96,33 @@ codes!(Status {
     Confidential => "CONFIDENTIAL",
 });
 
+/// The channel through which a citizen reached the comune (`unione.common.v1.Channel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// At the counter (front office).
+    Counter,
+    /// By telephone.
+    Phone,
+    /// Through a web front office.
+    Web,
+    /// At a 24-hour kiosk.
+    Kiosk,
+    /// By e-mail or certified e-mail (PEC).
+    Email,
+}
+
+codes!(Channel {
+    Counter => "COUNTER",
+    Phone => "PHONE",
+    Web => "WEB",
+    Kiosk => "KIOSK",
+    Email => "EMAIL",
+});
+
+pub mod calendar;
+pub mod complaints;
+pub mod surveys;
+
 /// Units of the standard catalogue. The unit decides which values are possible
 /// ([`ValueRange::for_unit`]).
 pub mod units {

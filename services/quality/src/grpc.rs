@@ -1,8 +1,11 @@
-//! The gRPC handlers of `unione.quality.v1.KpiService`: decode the request, parse resource
-//! names, check the comune against the routing header and this node's served comuni, call the
-//! domain and storage, and map errors to `google.rpc.Status` with an `ErrorInfo`.
+//! The gRPC handlers of `unione.quality.v1.KpiService` (here), `SurveyService` ([`surveys`])
+//! and `ComplaintService` ([`complaints`]): decode the request, parse resource names, check the
+//! comune against the routing header and this node's served comuni, call the domain and
+//! storage, and map errors to `google.rpc.Status` with an `ErrorInfo`.
 
-use chrono::Utc;
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate, Utc};
 use tonic::{Request, Response};
 use tracing::{Span, field};
 use unione_kit::idempotency;
@@ -10,11 +13,15 @@ use unione_kit::names::parse_name;
 use unione_kit::pagination;
 use unione_kit::storage::{now_micros, timestamp};
 use unione_kit::{ApiError, Database, Istat, Served};
+use unione_proto::google::r#type::Date;
 use unione_proto::quality::v1 as pb;
 use unione_proto::quality::v1::kpi_service_server::KpiService;
 
 use crate::domain::{self, Kpi, QualityError, Reading, Status};
 use crate::storage::{self, StoredMeasurement};
+
+pub mod complaints;
+pub mod surveys;
 
 /// `comuni/{istat}`.
 const COMUNE: &[&str] = &["comuni", "*"];
@@ -26,6 +33,100 @@ impl From<QualityError> for ApiError {
     fn from(err: QualityError) -> Self {
         ApiError::invalid(err.field(), err.reason(), err.to_string())
     }
+}
+
+/// Where the handlers read the time: the system clock, or a test's.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Self {
+        Self(Arc::new(now_micros))
+    }
+
+    /// A clock that reads `now`, microseconds since the epoch.
+    pub fn from_fn(now: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    /// The time, microseconds since the epoch.
+    pub fn now(&self) -> i64 {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// A `google.type.Date` of `field` as a date; INVALID_ARGUMENT `INVALID_DATE` otherwise.
+fn date_from_pb(date: Option<&Date>, field: &str) -> Result<NaiveDate, ApiError> {
+    let date = date.ok_or_else(|| ApiError::required(field))?;
+    u32::try_from(date.month)
+        .ok()
+        .zip(u32::try_from(date.day).ok())
+        .and_then(|(m, d)| NaiveDate::from_ymd_opt(date.year, m, d))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                field,
+                "INVALID_DATE",
+                format!("{field} is not a calendar date"),
+            )
+        })
+}
+
+/// A period of whole dates, `start_date` to `end_date` inclusive.
+fn period_from_pb(
+    start: Option<&Date>,
+    end: Option<&Date>,
+) -> Result<(NaiveDate, NaiveDate), ApiError> {
+    let start = date_from_pb(start, "start_date")?;
+    let end = date_from_pb(end, "end_date")?;
+    if end < start {
+        return Err(ApiError::invalid(
+            "end_date",
+            "INVALID_DATE_RANGE",
+            "end_date is before start_date",
+        ));
+    }
+    Ok((start, end))
+}
+
+/// The wire form of a date.
+fn date_to_pb(date: NaiveDate) -> Date {
+    Date {
+        year: date.year(),
+        month: i32::try_from(date.month()).expect("a month is 1 to 12"),
+        day: i32::try_from(date.day()).expect("a day is 1 to 31"),
+    }
+}
+
+/// The wire channel: `None` when not given or unknown.
+fn channel_from_pb(code: i32) -> Option<domain::Channel> {
+    use unione_proto::common::v1::Channel as C;
+    match C::try_from(code).ok()? {
+        C::Unspecified => None,
+        C::Counter => Some(domain::Channel::Counter),
+        C::Phone => Some(domain::Channel::Phone),
+        C::Web => Some(domain::Channel::Web),
+        C::Kiosk => Some(domain::Channel::Kiosk),
+        C::Email => Some(domain::Channel::Email),
+    }
+}
+
+fn channel_to_pb(channel: domain::Channel) -> i32 {
+    use unione_proto::common::v1::Channel as C;
+    match channel {
+        domain::Channel::Counter => C::Counter,
+        domain::Channel::Phone => C::Phone,
+        domain::Channel::Web => C::Web,
+        domain::Channel::Kiosk => C::Kiosk,
+        domain::Channel::Email => C::Email,
+    }
+    .into()
 }
 
 /// The KPI service of one node, for the comuni it serves.

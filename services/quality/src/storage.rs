@@ -12,6 +12,9 @@ use unione_kit::{Database, Istat};
 
 use crate::domain::{Kpi, Normalisation, PeriodKind, Polarity, Reading, Source, Status};
 
+pub mod complaints;
+pub mod surveys;
+
 /// The quality service's migrations (tables `quality_*`, migrations table
 /// `_migrations_quality`).
 pub fn migrations() -> Migrations {

@@ -1,0 +1,199 @@
+//! Storage of satisfaction surveys: the definition with its questions in order, and the
+//! anonymous responses with their answers (nothing about who answered).
+
+use sqlx::{AnyConnection, FromRow};
+use unione_kit::{Database, Istat};
+
+use super::decode_code;
+use crate::domain::Channel;
+use crate::domain::surveys::{Question, Scale, Survey};
+
+/// A stored survey.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSurvey {
+    /// The id.
+    pub survey_id: String,
+    /// The definition.
+    pub survey: Survey,
+    /// When it was defined, microseconds since the epoch.
+    pub create_time: i64,
+}
+
+#[derive(FromRow)]
+struct SurveyRow {
+    survey_id: String,
+    title: String,
+    channel: String,
+    min_sample_size: i64,
+    create_time: i64,
+}
+
+#[derive(FromRow)]
+struct QuestionRow {
+    text: String,
+    scale: String,
+    importance: f64,
+}
+
+fn decode_int<T: TryFrom<i64>>(value: i64, column: &str) -> Result<T, sqlx::Error> {
+    T::try_from(value)
+        .map_err(|_| sqlx::Error::Decode(format!("{column} {value} is out of range").into()))
+}
+
+/// Adds a survey checked with [`Survey::new`], in the caller's write transaction.
+pub async fn insert_survey(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    survey_id: &str,
+    survey: &Survey,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO quality_surveys \
+         (comune, survey_id, title, channel, min_sample_size, create_time) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(comune.as_str())
+    .bind(survey_id)
+    .bind(survey.title.as_str())
+    .bind(survey.channel.code())
+    .bind(i64::from(survey.min_sample_size))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    for (position, q) in survey.questions.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO quality_survey_questions \
+             (comune, survey_id, position, text, scale, importance) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(comune.as_str())
+        .bind(survey_id)
+        .bind(i64::try_from(position).expect("at most 50 questions"))
+        .bind(q.text.as_str())
+        .bind(q.scale.code())
+        .bind(q.importance)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A survey of a comune by id.
+pub async fn get_survey(
+    db: &Database,
+    comune: &Istat,
+    survey_id: &str,
+) -> Result<Option<StoredSurvey>, sqlx::Error> {
+    let row: Option<SurveyRow> = sqlx::query_as(
+        "SELECT survey_id, title, channel, min_sample_size, create_time FROM quality_surveys \
+         WHERE comune = $1 AND survey_id = $2",
+    )
+    .bind(comune.as_str())
+    .bind(survey_id)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let questions: Vec<QuestionRow> = sqlx::query_as(
+        "SELECT text, scale, importance FROM quality_survey_questions \
+         WHERE comune = $1 AND survey_id = $2 ORDER BY position",
+    )
+    .bind(comune.as_str())
+    .bind(survey_id)
+    .fetch_all(db.pool())
+    .await?;
+    let questions = questions
+        .into_iter()
+        .map(|q| {
+            Ok(Question {
+                scale: decode_code(&q.scale, "scale", Scale::from_code)?,
+                text: q.text,
+                importance: q.importance,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(StoredSurvey {
+        survey: Survey {
+            channel: decode_code(&row.channel, "channel", Channel::from_code)?,
+            title: row.title,
+            questions,
+            min_sample_size: decode_int(row.min_sample_size, "min_sample_size")?,
+        },
+        survey_id: row.survey_id,
+        create_time: row.create_time,
+    }))
+}
+
+/// Adds a response whose answers were checked with [`Survey::check_answers`], in the caller's
+/// write transaction.
+pub async fn insert_response(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    survey_id: &str,
+    response_id: &str,
+    answers: &[i32],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO quality_survey_responses (comune, survey_id, response_id, submit_time) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(comune.as_str())
+    .bind(survey_id)
+    .bind(response_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    for (position, &answer) in answers.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO quality_survey_answers \
+             (comune, survey_id, response_id, position, answer) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(comune.as_str())
+        .bind(survey_id)
+        .bind(response_id)
+        .bind(i64::try_from(position).expect("at most 50 answers"))
+        .bind(i64::from(answer))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The answers of every response submitted in `from..until` (microseconds), each in question
+/// order.
+pub async fn responses_between(
+    db: &Database,
+    comune: &Istat,
+    survey_id: &str,
+    from: i64,
+    until: i64,
+) -> Result<Vec<Vec<i32>>, sqlx::Error> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT r.response_id, a.answer FROM quality_survey_responses r \
+         JOIN quality_survey_answers a ON a.comune = r.comune AND a.survey_id = r.survey_id \
+         AND a.response_id = r.response_id \
+         WHERE r.comune = $1 AND r.survey_id = $2 AND r.submit_time >= $3 \
+         AND r.submit_time < $4 ORDER BY r.response_id, a.position",
+    )
+    .bind(comune.as_str())
+    .bind(survey_id)
+    .bind(from)
+    .bind(until)
+    .fetch_all(db.pool())
+    .await?;
+    let mut out: Vec<Vec<i32>> = Vec::new();
+    let mut current: Option<String> = None;
+    for (response_id, answer) in rows {
+        if current.as_deref() != Some(response_id.as_str()) {
+            out.push(Vec::new());
+            current = Some(response_id);
+        }
+        out.last_mut()
+            .expect("a response was started")
+            .push(decode_int(answer, "answer")?);
+    }
+    Ok(out)
+}
