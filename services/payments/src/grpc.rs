@@ -3,22 +3,32 @@
 //! call the domain and storage, and map errors to `google.rpc.Status` with an `ErrorInfo`.
 //!
 //! From an RPC to its SQL in three hops: `create_debt_position` -> [`NewDebtPosition::validate`]
-//! -> [`storage::insert_position`].
+//! -> [`storage::insert_position`]; `invalidate_debt_position` -> [`state::check_invalidate`]
+//! -> [`storage::write_state`]. The calls of payment providers are in [`provider`].
+//!
+//! The state sent is always the one in force now ([`state::effective_state`] on the clock's
+//! date), so a position past its due dates reads EXPIRED without any job having run.
 
-use chrono::Datelike;
+mod provider;
+
+pub use provider::PaymentProviderApi;
+
+use chrono::{Datelike, NaiveDate};
 use tonic::{Code, Request, Response};
 use tracing::{Span, field};
 use unione_kit::names::parse_name;
-use unione_kit::storage::{now_micros, timestamp};
+use unione_kit::storage::timestamp;
 use unione_kit::{ApiError, Database, Istat, Served, idempotency, pagination};
 use unione_proto::google::r#type::Date;
 use unione_proto::payments::v1 as pb;
 use unione_proto::payments::v1::debt_position_service_server::DebtPositionService;
 
+use crate::clock::{self, Clock};
 use crate::domain::notice::SegregationCode;
+use crate::domain::state::{self, NoticeStatus};
 use crate::domain::{
-    DateParts, DebtPositionDraft, DomainError, NewDebtPosition, PaymentOptionDraft, PositionState,
-    TransferDraft,
+    DateParts, DebtPositionDraft, DomainError, NewDebtPosition, PaymentError, PaymentOptionDraft,
+    PositionState, TransferDraft,
 };
 use crate::storage::{self, PageKey, StoreError, StoredPosition};
 
@@ -31,6 +41,23 @@ const POSITION: &[&str] = &["comuni", "*", "debtPositions", "*"];
 impl From<DomainError> for ApiError {
     fn from(err: DomainError) -> Self {
         ApiError::invalid(err.field(), err.reason(), err.to_string())
+    }
+}
+
+/// A payment or a change the state machine refuses: FAILED_PRECONDITION with its reason;
+/// a notice that cannot be paid says why in the metadata (`why`).
+impl From<PaymentError> for ApiError {
+    fn from(err: PaymentError) -> Self {
+        let api = ApiError::failed_precondition(err.reason(), err.to_string());
+        match err {
+            PaymentError::NotPayable(status) => api.with_metadata("why", status.code()),
+            PaymentError::FullPaymentAfterInstallment => {
+                api.with_metadata("why", NoticeStatus::InstallmentPaid.code())
+            }
+            PaymentError::InvalidStateTransition { from, to } => api
+                .with_metadata("from", from.code())
+                .with_metadata("to", to.code()),
+        }
     }
 }
 
@@ -52,12 +79,18 @@ impl From<StoreError> for ApiError {
 pub struct DebtPositionApi {
     db: Database,
     served: Served,
+    clock: Clock,
 }
 
 impl DebtPositionApi {
     /// The handlers over a migrated database (see [`crate::migrations`]) for `served`.
     pub fn new(db: Database, served: Served) -> Self {
-        Self { db, served }
+        Self::with_clock(db, served, Clock::system())
+    }
+
+    /// The same, reading the time from `clock` (tests move it).
+    pub fn with_clock(db: Database, served: Served, clock: Clock) -> Self {
+        Self { db, served, clock }
     }
 
     #[tracing::instrument(
@@ -93,6 +126,7 @@ impl DebtPositionApi {
         let istat = &istat;
         let segregation = &segregation;
         let new = &new;
+        let now = self.clock.now_micros();
         let created = idempotency::run(
             db,
             &scope,
@@ -101,9 +135,8 @@ impl DebtPositionApi {
             |ticket| async move {
                 let mut tx = db.begin_write().await?;
                 let stored =
-                    storage::insert_position(&mut tx, istat, segregation, new, now_micros())
-                        .await?;
-                let response = position_to_pb(istat, &stored);
+                    storage::insert_position(&mut tx, istat, segregation, new, now).await?;
+                let response = position_to_pb(istat, &stored, clock::today(now));
                 ticket.complete(&mut tx, &response).await?;
                 tx.commit().await?;
                 Ok::<_, ApiError>(response)
@@ -133,7 +166,53 @@ impl DebtPositionApi {
         let stored = storage::get_position(&self.db, &istat, id)
             .await?
             .ok_or_else(|| ApiError::not_found("name", &req.name))?;
-        Ok(position_to_pb(&istat, &stored))
+        Ok(position_to_pb(
+            &istat,
+            &stored,
+            clock::today(self.clock.now_micros()),
+        ))
+    }
+
+    #[tracing::instrument(
+        name = "InvalidateDebtPosition",
+        skip_all,
+        fields(comune = field::Empty, debt_position = field::Empty)
+    )]
+    async fn invalidate_inner(
+        &self,
+        request: Request<pb::InvalidateDebtPositionRequest>,
+    ) -> Result<pb::DebtPosition, ApiError> {
+        let (metadata, _, req) = request.into_parts();
+        let (istat, vars) = parse_name("name", &req.name, POSITION)?;
+        let id = vars[0];
+        Span::current()
+            .record("comune", istat.as_str())
+            .record("debt_position", id);
+        self.served.check(&metadata, &istat, "name")?;
+        let now = self.clock.now_micros();
+        let today = clock::today(now);
+        let mut tx = self.db.begin_write().await?;
+        if !storage::lock_position(&mut tx, &istat, id).await? {
+            return Err(ApiError::not_found("name", &req.name));
+        }
+        let stored = storage::read_position(&mut tx, &istat, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("name", &req.name))?;
+        if !req.etag.is_empty() && req.etag != stored.etag() {
+            return Err(ApiError::new(
+                Code::Aborted,
+                "ETAG_MISMATCH",
+                "the position changed since it was read; read it again",
+            )
+            .with_field("etag"));
+        }
+        state::check_invalidate(&stored.facts(), today)?;
+        storage::write_state(&mut tx, &istat, id, PositionState::Invalid, now).await?;
+        let after = storage::read_position(&mut tx, &istat, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("name", &req.name))?;
+        tx.commit().await?;
+        Ok(position_to_pb(&istat, &after, today))
     }
 
     #[tracing::instrument(name = "ListDebtPositions", skip_all, fields(comune = field::Empty))]
@@ -151,8 +230,12 @@ impl DebtPositionApi {
         let mut rows = storage::list_positions(&self.db, &istat, after.as_ref(), size + 1).await?;
         let next_page_token =
             pagination::finish_page(&mut rows, size, &scope, StoredPosition::page_key);
+        let today = clock::today(self.clock.now_micros());
         Ok(pb::ListDebtPositionsResponse {
-            debt_positions: rows.iter().map(|p| position_to_pb(&istat, p)).collect(),
+            debt_positions: rows
+                .iter()
+                .map(|p| position_to_pb(&istat, p, today))
+                .collect(),
             next_page_token,
         })
     }
@@ -180,6 +263,13 @@ impl DebtPositionService for DebtPositionApi {
     ) -> Result<Response<pb::ListDebtPositionsResponse>, tonic::Status> {
         Ok(Response::new(self.list_inner(request).await?))
     }
+
+    async fn invalidate_debt_position(
+        &self,
+        request: Request<pb::InvalidateDebtPositionRequest>,
+    ) -> Result<Response<pb::DebtPosition>, tonic::Status> {
+        Ok(Response::new(self.invalidate_inner(request).await?))
+    }
 }
 
 /// The request as far as it asks for something: without `request_id` and without the
@@ -195,6 +285,7 @@ fn asked(req: &pb::CreateDebtPositionRequest) -> pb::CreateDebtPositionRequest {
         for option in &mut p.payment_options {
             option.iuv.clear();
             option.notice_number.clear();
+            option.paid = false;
             for transfer in &mut option.transfers {
                 transfer.index = 0;
             }
@@ -208,16 +299,13 @@ fn draft_from_pb(p: &pb::DebtPosition) -> DebtPositionDraft {
     DebtPositionDraft {
         debtor_fiscal_code: p.debtor_fiscal_code.clone(),
         description: p.description.clone(),
+        validity_date: p.validity_date.as_ref().map(date_parts),
         payment_options: p
             .payment_options
             .iter()
             .map(|o| PaymentOptionDraft {
                 amount_cents: o.amount_cents,
-                due_date: o.due_date.as_ref().map(|d| DateParts {
-                    year: d.year,
-                    month: d.month,
-                    day: d.day,
-                }),
+                due_date: o.due_date.as_ref().map(date_parts),
                 installment: o.installment,
                 transfers: o
                     .transfers
@@ -234,7 +322,24 @@ fn draft_from_pb(p: &pb::DebtPosition) -> DebtPositionDraft {
     }
 }
 
-fn state_to_pb(state: PositionState) -> pb::debt_position::State {
+fn date_parts(d: &Date) -> DateParts {
+    DateParts {
+        year: d.year,
+        month: d.month,
+        day: d.day,
+    }
+}
+
+/// The wire form of a civil date.
+pub(crate) fn date_to_pb(d: NaiveDate) -> Date {
+    Date {
+        year: d.year(),
+        month: i32::try_from(d.month()).expect("a month is 1 to 12"),
+        day: i32::try_from(d.day()).expect("a day is 1 to 31"),
+    }
+}
+
+pub(crate) fn state_to_pb(state: PositionState) -> pb::debt_position::State {
     use pb::debt_position::State as S;
     match state {
         PositionState::Draft => S::Draft,
@@ -248,13 +353,14 @@ fn state_to_pb(state: PositionState) -> pb::debt_position::State {
     }
 }
 
-/// The wire form of a stored position of `istat`.
-pub fn position_to_pb(istat: &Istat, p: &StoredPosition) -> pb::DebtPosition {
+/// The wire form of a stored position of `istat`, in the state in force on `today`.
+pub fn position_to_pb(istat: &Istat, p: &StoredPosition, today: NaiveDate) -> pb::DebtPosition {
     pb::DebtPosition {
         name: format!("{}/debtPositions/{}", istat.resource_name(), p.id),
         debtor_fiscal_code: p.debtor_fiscal_code.clone(),
         description: p.description.clone(),
-        state: state_to_pb(p.state).into(),
+        state: state_to_pb(state::effective_state(&p.facts(), today)).into(),
+        validity_date: p.validity_date.map(date_to_pb),
         payment_options: p
             .payment_options
             .iter()
@@ -262,12 +368,9 @@ pub fn position_to_pb(istat: &Istat, p: &StoredPosition) -> pb::DebtPosition {
                 iuv: o.iuv.clone(),
                 notice_number: o.notice_number.clone(),
                 amount_cents: o.amount_cents,
-                due_date: Some(Date {
-                    year: o.due_date.year(),
-                    month: i32::try_from(o.due_date.month()).expect("a month is 1 to 12"),
-                    day: i32::try_from(o.due_date.day()).expect("a day is 1 to 31"),
-                }),
+                due_date: Some(date_to_pb(o.due_date)),
                 installment: o.installment,
+                paid: o.paid,
                 transfers: o
                     .transfers
                     .iter()

@@ -6,16 +6,22 @@
 //! [`domain`] (rules; no I/O) and [`storage`] (sqlx over the node's database), which stores
 //! the domain's validated values.
 //!
-//! This is the foundation: positions are created, read and listed; every new position is
-//! created VALID (payable). Publication, expiry, payment, reporting and invalidation come later.
+//! Positions are created, read, listed and invalidated; their state follows the state machine
+//! of DOMAIN.md (`domain::state`), derived from stored facts and the [`Clock`]. Payment
+//! providers pay notices through `unione.payments.v1.PaymentProviderService`
+//! ([`provider_service`]): verify, activate, send the receipt, get the sealed receipt.
+//! Reconciliation (REPORTED) comes later.
 
+pub mod clock;
 pub mod domain;
 pub mod grpc;
 pub mod storage;
 
-pub use grpc::DebtPositionApi;
+pub use clock::Clock;
+pub use grpc::{DebtPositionApi, PaymentProviderApi};
 use unione_kit::{Database, Served};
 use unione_proto::payments::v1::debt_position_service_server::DebtPositionServiceServer;
+use unione_proto::payments::v1::payment_provider_service_server::PaymentProviderServiceServer;
 
 /// The service's migrations, to run on the node's database before serving.
 pub fn migrations() -> unione_kit::storage::Migrations {
@@ -26,4 +32,13 @@ pub fn migrations() -> unione_kit::storage::Migrations {
 /// with [`migrations`].
 pub fn service(db: Database, served: Served) -> DebtPositionServiceServer<DebtPositionApi> {
     DebtPositionServiceServer::new(DebtPositionApi::new(db, served))
+}
+
+/// The payment provider service (the calls a PSP makes) for the comuni in `served`, over a
+/// database already migrated with [`migrations`].
+pub fn provider_service(
+    db: Database,
+    served: Served,
+) -> PaymentProviderServiceServer<PaymentProviderApi> {
+    PaymentProviderServiceServer::new(PaymentProviderApi::new(db, served))
 }

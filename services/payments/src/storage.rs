@@ -6,6 +6,10 @@
 //! of each option, and a counter per comune and year from which IUV sequence numbers are drawn
 //! inside the transaction that inserts the position, so that a creditor never issues the same
 //! IUV twice (and a UNIQUE constraint on (comune, IUV) says so again).
+//!
+//! Paying adds the activations (short reservations of a notice by one PSP) and the receipts,
+//! one per paid IUV (UNIQUE (comune, iuv)), written in the transaction that locks the position
+//! ([`lock_position`]) and checks its state, so two PSPs racing for a notice cannot both pay.
 
 use std::collections::HashMap;
 
@@ -15,8 +19,9 @@ use sqlx::{AnyConnection, FromRow};
 use unione_kit::storage::Migrations;
 use unione_kit::{Database, Istat};
 
+use crate::clock;
 use crate::domain::notice::{self, Iuv, IuvBase, SegregationCode};
-use crate::domain::{NewDebtPosition, PositionState};
+use crate::domain::{NewDebtPosition, OptionFacts, PositionFacts, PositionState};
 
 /// The payments service's migrations (tables `payments_*`, migrations table
 /// `_migrations_payments`).
@@ -59,6 +64,8 @@ pub struct StoredPosition {
     pub create_time: i64,
     /// When last changed, microseconds since the epoch.
     pub update_time: i64,
+    /// From when the notices can be paid, if set.
+    pub validity_date: Option<NaiveDate>,
     /// The options, in order.
     pub payment_options: Vec<StoredOption>,
 }
@@ -76,6 +83,23 @@ impl StoredPosition {
     pub fn page_key(&self) -> PageKey {
         (self.create_time, self.id.clone())
     }
+
+    /// What the state machine needs (`domain::state`).
+    pub fn facts(&self) -> PositionFacts {
+        PositionFacts {
+            written: self.state,
+            validity_date: self.validity_date,
+            options: self
+                .payment_options
+                .iter()
+                .map(|o| OptionFacts {
+                    installment: o.installment,
+                    due_date: o.due_date,
+                    paid: o.paid,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A stored payment option.
@@ -91,6 +115,8 @@ pub struct StoredOption {
     pub due_date: NaiveDate,
     /// True for an installment.
     pub installment: bool,
+    /// True once a receipt for it is recorded.
+    pub paid: bool,
     /// The transfers, in order.
     pub transfers: Vec<StoredTransfer>,
 }
@@ -161,10 +187,11 @@ pub async fn insert_position(
         .expect("a position has at most MAX_INSTALLMENTS options");
     let first = reserve_sequence(conn, comune, year, count).await?;
 
-    let state = position.initial_state();
+    let state = position.initial_state(clock::today(now));
     sqlx::query(
         "INSERT INTO payments_debt_positions (comune, id, debtor_fiscal_code, description, \
-         state, revision, create_time, update_time) VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
+         state, revision, create_time, update_time, validity_date) \
+         VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7)",
     )
     .bind(comune.as_str())
     .bind(id.as_str())
@@ -172,6 +199,11 @@ pub async fn insert_position(
     .bind(position.description())
     .bind(state.code())
     .bind(now)
+    .bind(
+        position
+            .validity_date()
+            .map(|d| d.format(DATE_FORMAT).to_string()),
+    )
     .execute(&mut *conn)
     .await?;
 
@@ -231,6 +263,7 @@ pub async fn insert_position(
             amount_cents: option.amount_cents(),
             due_date,
             installment: option.installment(),
+            paid: false,
             transfers,
         });
     }
@@ -243,6 +276,7 @@ pub async fn insert_position(
         revision: 1,
         create_time: now,
         update_time: now,
+        validity_date: position.validity_date(),
         payment_options,
     })
 }
@@ -256,6 +290,7 @@ struct PositionRow {
     revision: i64,
     create_time: i64,
     update_time: i64,
+    validity_date: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -267,6 +302,7 @@ struct OptionRow {
     amount_cents: i64,
     due_date: String,
     installment: i32,
+    paid: i64,
 }
 
 #[derive(FromRow)]
@@ -290,7 +326,7 @@ macro_rules! select_positions {
     ($tail:literal) => {
         concat!(
             "SELECT id, debtor_fiscal_code, description, state, revision, create_time, ",
-            "update_time FROM payments_debt_positions WHERE comune = $1",
+            "update_time, validity_date FROM payments_debt_positions WHERE comune = $1",
             $tail
         )
     };
@@ -311,13 +347,23 @@ pub async fn get_position(
     comune: &Istat,
     id: &str,
 ) -> Result<Option<StoredPosition>, sqlx::Error> {
+    let mut conn = db.pool().acquire().await?;
+    read_position(&mut conn, comune, id).await
+}
+
+/// Reads one position of `comune` on `conn` (inside a transaction: what it has written).
+pub async fn read_position(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    id: &str,
+) -> Result<Option<StoredPosition>, sqlx::Error> {
     let row: Option<PositionRow> = sqlx::query_as(select_positions!(" AND id = $2"))
         .bind(comune.as_str())
         .bind(id)
-        .fetch_optional(db.pool())
+        .fetch_optional(&mut *conn)
         .await?;
     match row {
-        Some(row) => Ok(assemble(db, comune, vec![row]).await?.pop()),
+        Some(row) => Ok(assemble(conn, comune, vec![row]).await?.pop()),
         None => Ok(None),
     }
 }
@@ -330,6 +376,7 @@ pub async fn list_positions(
     after: Option<&PageKey>,
     limit: i64,
 ) -> Result<Vec<StoredPosition>, sqlx::Error> {
+    let mut conn = db.pool().acquire().await?;
     let rows: Vec<PositionRow> = match after {
         None => {
             sqlx::query_as(select_positions!(
@@ -337,7 +384,7 @@ pub async fn list_positions(
             ))
             .bind(comune.as_str())
             .bind(limit)
-            .fetch_all(db.pool())
+            .fetch_all(&mut *conn)
             .await?
         }
         Some((create_time, id)) => {
@@ -349,17 +396,17 @@ pub async fn list_positions(
             .bind(*create_time)
             .bind(id.as_str())
             .bind(limit)
-            .fetch_all(db.pool())
+            .fetch_all(&mut *conn)
             .await?
         }
     };
-    assemble(db, comune, rows).await
+    assemble(&mut conn, comune, rows).await
 }
 
 /// Reads the options and transfers of `rows` (consecutive in the listing order) and builds
 /// the positions, in the order of `rows`.
 async fn assemble(
-    db: &Database,
+    conn: &mut AnyConnection,
     comune: &Istat,
     rows: Vec<PositionRow>,
 ) -> Result<Vec<StoredPosition>, sqlx::Error> {
@@ -368,7 +415,8 @@ async fn assemble(
     };
     let option_rows: Vec<OptionRow> = sqlx::query_as(concat!(
         "SELECT o.position_id, o.option_index, o.iuv, o.notice_number, o.amount_cents, ",
-        "o.due_date, o.installment FROM payments_payment_options o ",
+        "o.due_date, o.installment, (SELECT COUNT(*) FROM payments_receipts r ",
+        "WHERE r.comune = o.comune AND r.iuv = o.iuv) AS paid FROM payments_payment_options o ",
         "JOIN payments_debt_positions p ON p.comune = o.comune AND p.id = o.position_id ",
         "WHERE o.comune = $1",
         between_keys!(),
@@ -379,7 +427,7 @@ async fn assemble(
     .bind(newest.id.as_str())
     .bind(oldest.create_time)
     .bind(oldest.id.as_str())
-    .fetch_all(db.pool())
+    .fetch_all(&mut *conn)
     .await?;
     let transfer_rows: Vec<TransferRow> = sqlx::query_as(concat!(
         "SELECT t.position_id, t.option_index, t.transfer_index, t.creditor_fiscal_code, ",
@@ -394,7 +442,7 @@ async fn assemble(
     .bind(newest.id.as_str())
     .bind(oldest.create_time)
     .bind(oldest.id.as_str())
-    .fetch_all(db.pool())
+    .fetch_all(&mut *conn)
     .await?;
 
     let mut transfers: HashMap<(String, i32), Vec<StoredTransfer>> = HashMap::new();
@@ -427,6 +475,7 @@ async fn assemble(
             amount_cents: o.amount_cents,
             due_date,
             installment,
+            paid: o.paid > 0,
             transfers: option_transfers,
         });
     }
@@ -434,6 +483,14 @@ async fn assemble(
         .map(|row| {
             let state = PositionState::from_code(&row.state)
                 .ok_or_else(|| decode_error(format!("unknown state code `{}`", row.state)))?;
+            let validity_date = row
+                .validity_date
+                .as_deref()
+                .map(|d| {
+                    NaiveDate::parse_from_str(d, DATE_FORMAT)
+                        .map_err(|e| decode_error(format!("validity_date `{d}`: {e}")))
+                })
+                .transpose()?;
             Ok(StoredPosition {
                 payment_options: options.remove(&row.id).unwrap_or_default(),
                 id: row.id,
@@ -443,7 +500,284 @@ async fn assemble(
                 revision: row.revision,
                 create_time: row.create_time,
                 update_time: row.update_time,
+                validity_date,
             })
         })
         .collect()
+}
+
+/// Locks position `id` of `comune` until the transaction ends (a row lock on PostgreSQL; on
+/// SQLite the write transaction already holds the database), so that every payment or change
+/// of one position runs one at a time. False if there is no such position.
+pub async fn lock_position(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE payments_debt_positions SET revision = revision WHERE comune = $1 AND id = $2",
+    )
+    .bind(comune.as_str())
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Writes the state an act decided (a receipt, an invalidation): one more revision.
+pub async fn write_state(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    id: &str,
+    state: PositionState,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE payments_debt_positions SET state = $3, revision = revision + 1, \
+         update_time = $4 WHERE comune = $1 AND id = $2",
+    )
+    .bind(comune.as_str())
+    .bind(id)
+    .bind(state.code())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Where a notice is: its position and the index of its option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeLocation {
+    /// The position's id.
+    pub position_id: String,
+    /// The option's 0-based index.
+    pub option_index: usize,
+}
+
+/// Finds the option whose notice number is `notice_number` in `comune`.
+pub async fn find_notice(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    notice_number: &str,
+) -> Result<Option<NoticeLocation>, sqlx::Error> {
+    let row: Option<(String, i32)> = sqlx::query_as(
+        "SELECT position_id, option_index FROM payments_payment_options \
+         WHERE comune = $1 AND notice_number = $2",
+    )
+    .bind(comune.as_str())
+    .bind(notice_number)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|(position_id, index)| {
+        let option_index =
+            usize::try_from(index).map_err(|_| decode_error(format!("option_index {index}")))?;
+        Ok(NoticeLocation {
+            position_id,
+            option_index,
+        })
+    })
+    .transpose()
+}
+
+/// A reservation of a notice by one PSP.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct StoredActivation {
+    /// The opaque id (32 hex digits).
+    pub id: String,
+    /// The IUV reserved.
+    pub iuv: String,
+    /// The PSP holding it.
+    pub psp_id: String,
+    /// The PSP's key for it.
+    pub idempotency_key: String,
+    /// The amount in cents.
+    pub amount_cents: i64,
+    /// When made, microseconds since the epoch.
+    pub create_time: i64,
+    /// When it lapses, microseconds since the epoch.
+    pub expire_time: i64,
+}
+
+/// The activation of `iuv` by `psp_id` under `key`, if any.
+pub async fn find_activation_by_key(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    iuv: &str,
+    psp_id: &str,
+    key: &str,
+) -> Result<Option<StoredActivation>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, iuv, psp_id, idempotency_key, amount_cents, create_time, expire_time \
+         FROM payments_activations \
+         WHERE comune = $1 AND iuv = $2 AND psp_id = $3 AND idempotency_key = $4",
+    )
+    .bind(comune.as_str())
+    .bind(iuv)
+    .bind(psp_id)
+    .bind(key)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// An activation of `comune` by id, if any.
+pub async fn find_activation(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    id: &str,
+) -> Result<Option<StoredActivation>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, iuv, psp_id, idempotency_key, amount_cents, create_time, expire_time \
+         FROM payments_activations WHERE comune = $1 AND id = $2",
+    )
+    .bind(comune.as_str())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// True if a PSP other than `psp_id` holds a reservation of `iuv` still live at `now`.
+pub async fn reserved_by_other(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    iuv: &str,
+    psp_id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payments_activations \
+         WHERE comune = $1 AND iuv = $2 AND psp_id <> $3 AND expire_time > $4",
+    )
+    .bind(comune.as_str())
+    .bind(iuv)
+    .bind(psp_id)
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n > 0)
+}
+
+/// Inserts an activation; call inside the write transaction that checked the notice.
+pub async fn insert_activation(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    activation: &StoredActivation,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payments_activations (comune, id, iuv, psp_id, idempotency_key, \
+         amount_cents, create_time, expire_time) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(comune.as_str())
+    .bind(activation.id.as_str())
+    .bind(activation.iuv.as_str())
+    .bind(activation.psp_id.as_str())
+    .bind(activation.idempotency_key.as_str())
+    .bind(activation.amount_cents)
+    .bind(activation.create_time)
+    .bind(activation.expire_time)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The receipt of a paid option.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct StoredReceipt {
+    /// The IUV paid.
+    pub iuv: String,
+    /// The PSP's receipt id.
+    pub receipt_id: String,
+    /// The position paid.
+    pub position_id: String,
+    /// The option paid, 0-based.
+    pub option_index: i32,
+    /// The PSP that took the payment.
+    pub psp_id: String,
+    /// The amount in cents.
+    pub amount_cents: i64,
+    /// When the payer paid, microseconds since the epoch.
+    pub payment_time: i64,
+    /// The activation the payment followed, or empty.
+    pub activation_id: String,
+    /// When recorded, microseconds since the epoch.
+    pub create_time: i64,
+    /// The encoded response first returned, replayed to retries.
+    pub response: Vec<u8>,
+    /// The receipt document exactly as sealed.
+    pub document: String,
+    /// The seal of `document`.
+    pub seal: String,
+}
+
+/// The receipt of `iuv` in `comune`, if it is paid.
+pub async fn find_receipt(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    iuv: &str,
+) -> Result<Option<StoredReceipt>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT iuv, receipt_id, position_id, option_index, psp_id, amount_cents, payment_time, \
+         activation_id, create_time, response, document, seal FROM payments_receipts \
+         WHERE comune = $1 AND iuv = $2",
+    )
+    .bind(comune.as_str())
+    .bind(iuv)
+    .fetch_optional(&mut *conn)
+    .await
+}
+
+/// The receipt `receipt_id` of the notice `notice_number` in `comune`, if any.
+pub async fn get_receipt(
+    db: &Database,
+    comune: &Istat,
+    notice_number: &str,
+    receipt_id: &str,
+) -> Result<Option<StoredReceipt>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.iuv, r.receipt_id, r.position_id, r.option_index, r.psp_id, r.amount_cents, \
+         r.payment_time, r.activation_id, r.create_time, r.response, r.document, r.seal \
+         FROM payments_receipts r JOIN payments_payment_options o \
+         ON o.comune = r.comune AND o.iuv = r.iuv \
+         WHERE r.comune = $1 AND o.notice_number = $2 AND r.receipt_id = $3",
+    )
+    .bind(comune.as_str())
+    .bind(notice_number)
+    .bind(receipt_id)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// Inserts the receipt of a paid option; call inside the write transaction that locked the
+/// position and checked that the option can be paid. A second receipt for the same IUV fails
+/// on UNIQUE (comune, iuv) (see [`is_unique_violation`]).
+pub async fn insert_receipt(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    receipt: &StoredReceipt,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO payments_receipts (comune, iuv, receipt_id, position_id, option_index, \
+         psp_id, amount_cents, payment_time, activation_id, create_time, response, document, \
+         seal) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(comune.as_str())
+    .bind(receipt.iuv.as_str())
+    .bind(receipt.receipt_id.as_str())
+    .bind(receipt.position_id.as_str())
+    .bind(receipt.option_index)
+    .bind(receipt.psp_id.as_str())
+    .bind(receipt.amount_cents)
+    .bind(receipt.payment_time)
+    .bind(receipt.activation_id.as_str())
+    .bind(receipt.create_time)
+    .bind(receipt.response.clone())
+    .bind(receipt.document.as_str())
+    .bind(receipt.seal.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// True when `err` is a UNIQUE or PRIMARY KEY violation (a concurrent writer got there first).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }

@@ -8,8 +8,8 @@ use unione_kit::error::reason_and_field;
 use unione_kit::names::{ROUTING_HEADER, routed};
 use unione_kit::storage::testing::{self, TestDatabase};
 use unione_kit::{ComuneProfile, Istat, Served};
-use unione_payments::DebtPositionApi;
 use unione_payments::domain::notice::{self, validate_notice_number};
+use unione_payments::{Clock, DebtPositionApi};
 use unione_proto::google::r#type::Date;
 use unione_proto::payments::v1 as pb;
 use unione_proto::payments::v1::debt_position_service_server::DebtPositionService;
@@ -47,11 +47,14 @@ fn served() -> Served {
     ])
 }
 
+/// 10 January 2026, 10:00 UTC: before every due date of these tests (30 September 2026).
+const NOW: i64 = 1_768_039_200_000_000;
+
 async fn api(t: &TestDatabase) -> DebtPositionApi {
     t.db.migrate(&unione_payments::migrations())
         .await
         .expect("payments migrations apply");
-    DebtPositionApi::new(t.db.clone(), served())
+    DebtPositionApi::with_clock(t.db.clone(), served(), Clock::from_fn(|| NOW))
 }
 
 fn transfer(creditor: &str, iban: &str, cents: i64) -> pb::Transfer {
@@ -294,7 +297,8 @@ async fn create_get_and_list_across_pages() {
 async fn iuvs_are_unique_sequential_and_check() {
     for t in testing::all().await {
         let api = api(&t).await;
-        let year = notice::iuv_year(chrono::Utc::now());
+        let year =
+            notice::iuv_year(chrono::DateTime::from_timestamp_micros(NOW).expect("an instant"));
         let mut iuvs = Vec::new();
         for position in [in_full(), installments(3), in_full()] {
             let p = api

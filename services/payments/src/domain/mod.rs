@@ -6,6 +6,8 @@
 //! - [`notice`]: IUVs and 18-digit notice numbers (aux digit 3, mod 93 check digits).
 //! - [`money`]: integer cents, and decimal euros at wire boundaries.
 //! - [`position`]: a new debt position, validated.
+//! - [`state`]: the state machine of a position, from stored facts and the date.
+//! - [`receipt`]: the sealed receipt document.
 //! - [`DomainError`]: every rule a request can break, with reason and field path.
 
 mod error;
@@ -14,9 +16,12 @@ pub mod iban;
 pub mod money;
 pub mod notice;
 pub mod position;
+pub mod receipt;
+pub mod state;
 
 pub use error::DomainError;
 pub use position::{
     DateParts, DebtPositionDraft, NewDebtPosition, NewPaymentOption, NewTransfer,
     PaymentOptionDraft, PositionState, TransferDraft,
 };
+pub use state::{NoticeStatus, OptionFacts, PaymentError, PositionFacts};

@@ -7,17 +7,18 @@
 //! - the debtor's fiscal code is checked: an 11-digit numeric code (Luhn) or a 16-character
 //!   codice fiscale (check letter, omocodia);
 //! - the description has 1 to [`MAX_TEXT_CHARS`] characters;
-//! - either one option to pay in full (`installment = false`), or 2 to [`MAX_INSTALLMENTS`]
-//!   installments (`installment = true` on every one); a full option beside installments is
-//!   not accepted yet;
+//! - at most one option to pay in full (`installment = false`) and either no installments or
+//!   2 to [`MAX_INSTALLMENTS`] of them (`installment = true`): pay in full, by installments,
+//!   or either way;
+//! - an optional validity date, a real date: from then on the notices can be paid;
 //! - each option: an amount of at least 1 cent, a real due date, 1 to [`MAX_TRANSFERS`]
 //!   transfers, and an amount equal to the sum of its transfers exactly, in cents;
 //! - each transfer: an 11-digit creditor fiscal code (Luhn), a valid Italian IBAN, an amount of
 //!   at least 1 cent, remittance information of 1 to [`MAX_TEXT_CHARS`] characters.
 //!
-//! New positions are created [`PositionState::Valid`] (payable) in this foundation; the states
-//! before and after it (draft and publication, expiry, payment, reporting, invalidation) come
-//! with the issue that adds those transitions.
+//! New positions are created [`PositionState::Valid`] (payable), or
+//! [`PositionState::Published`] when their validity date is in the future; the states that
+//! follow are in [`super::state`].
 
 use chrono::NaiveDate;
 
@@ -111,6 +112,8 @@ pub struct DebtPositionDraft {
     pub description: String,
     /// The options, in order.
     pub payment_options: Vec<PaymentOptionDraft>,
+    /// From when the notices can be paid, if given.
+    pub validity_date: Option<DateParts>,
 }
 
 /// A payment option as it arrives.
@@ -145,6 +148,7 @@ pub struct NewDebtPosition {
     debtor_fiscal_code: String,
     description: String,
     payment_options: Vec<NewPaymentOption>,
+    validity_date: Option<NaiveDate>,
 }
 
 /// A checked payment option.
@@ -182,6 +186,12 @@ impl NewDebtPosition {
         })?;
         check_text(&draft.description, &format!("{ROOT}.description"))?;
         check_plan(&draft.payment_options)?;
+        let validity_date = match draft.validity_date {
+            None => None,
+            Some(parts) => Some(civil_date(parts).ok_or(DomainError::DueDate {
+                field: format!("{ROOT}.validity_date"),
+            })?),
+        };
         let payment_options = draft
             .payment_options
             .into_iter()
@@ -194,6 +204,7 @@ impl NewDebtPosition {
             debtor_fiscal_code: draft.debtor_fiscal_code,
             description: draft.description,
             payment_options,
+            validity_date,
         })
     }
 
@@ -212,9 +223,19 @@ impl NewDebtPosition {
         &self.payment_options
     }
 
-    /// The state a new position is created in ([`PositionState::INITIAL`]).
-    pub fn initial_state(&self) -> PositionState {
-        PositionState::INITIAL
+    /// From when the notices can be paid, if given.
+    pub fn validity_date(&self) -> Option<NaiveDate> {
+        self.validity_date
+    }
+
+    /// The state a position created on `today` (the Italian civil date) starts in:
+    /// [`PositionState::Published`] until a future validity date, else
+    /// [`PositionState::INITIAL`] (VALID).
+    pub fn initial_state(&self, today: NaiveDate) -> PositionState {
+        match self.validity_date {
+            Some(validity) if validity > today => PositionState::Published,
+            _ => PositionState::INITIAL,
+        }
     }
 }
 
@@ -357,28 +378,37 @@ impl NewTransfer {
     }
 }
 
-/// One option in full, or 2..=MAX_INSTALLMENTS installments, never mixed (in this foundation).
+/// At most one option in full, and no installments or 2..=MAX_INSTALLMENTS of them.
 fn check_plan(options: &[PaymentOptionDraft]) -> Result<(), DomainError> {
     let field = format!("{ROOT}.payment_options");
-    match options {
-        [] => Err(DomainError::Required { field }),
-        [single] if single.installment => Err(DomainError::PaymentPlan {
-            field: format!("{field}[0].installment"),
-            why: "a single option is payment in full; installments come two or more",
+    if options.is_empty() {
+        return Err(DomainError::Required { field });
+    }
+    if let Some(i) = options
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !o.installment)
+        .nth(1)
+        .map(|(i, _)| i)
+    {
+        return Err(DomainError::PaymentPlan {
+            field: format!("{field}[{i}].installment"),
+            why: "a position has at most one option to pay in full",
+        });
+    }
+    let installments: Vec<usize> = (0..options.len())
+        .filter(|&i| options[i].installment)
+        .collect();
+    match installments.as_slice() {
+        [single] => Err(DomainError::PaymentPlan {
+            field: format!("{field}[{single}].installment"),
+            why: "installments come two or more; a single option is payment in full",
         }),
-        [_] => Ok(()),
         many if many.len() > MAX_INSTALLMENTS => Err(DomainError::PaymentPlan {
             field,
             why: "a position has at most 100 installments",
         }),
-        many => match many.iter().position(|o| !o.installment) {
-            Some(i) => Err(DomainError::PaymentPlan {
-                field: format!("{field}[{i}].installment"),
-                why: "with several options every one is an installment \
-                      (an option in full beside installments is not supported yet)",
-            }),
-            None => Ok(()),
-        },
+        _ => Ok(()),
     }
 }
 
@@ -442,6 +472,7 @@ mod tests {
             debtor_fiscal_code: "RCCMNL83S18D969H".into(),
             description: "TARI 2026 - rata unica".into(),
             payment_options: options,
+            validity_date: None,
         }
     }
 
@@ -469,7 +500,10 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
-        assert_eq!(ok.initial_state(), PositionState::Valid);
+        assert_eq!(
+            ok.initial_state(NaiveDate::from_ymd_opt(2026, 1, 1).expect("a real date")),
+            PositionState::Valid
+        );
 
         // One cent off either way is refused, on the option's amount.
         for amount in [14_999, 15_001] {
@@ -565,9 +599,30 @@ mod tests {
                 "debt_position.payment_options[0].installment".into()
             )
         );
+        // One installment beside the option in full is not an installment plan.
         assert_eq!(
             refused(draft(vec![
                 option(100, vec![transfer(100)], true),
+                option(200, vec![transfer(200)], false),
+            ])),
+            (
+                "INVALID_PAYMENT_PLAN",
+                "debt_position.payment_options[0].installment".into()
+            )
+        );
+        // Pay in full or by installments (DOMAIN.md "Payments": a full-payment option beside
+        // installments), but never two options in full.
+        assert!(
+            NewDebtPosition::validate(draft(vec![
+                option(200, vec![transfer(200)], false),
+                option(100, vec![transfer(100)], true),
+                option(100, vec![transfer(100)], true),
+            ]))
+            .is_ok()
+        );
+        assert_eq!(
+            refused(draft(vec![
+                option(200, vec![transfer(200)], false),
                 option(200, vec![transfer(200)], false),
             ])),
             (
