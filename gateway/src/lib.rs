@@ -14,6 +14,8 @@
 //! [`store::Snapshot`] that [`store`] read from SQL; [`directory`] holds the rules of the file.
 
 pub mod api;
+pub mod audit;
+pub mod audit_api;
 pub mod config;
 pub mod directory;
 pub mod prober;
@@ -33,6 +35,7 @@ use unione_kit::Database;
 use unione_kit::metrics::Metrics;
 use unione_kit::server::ServerBuilder;
 use unione_kit::token::Verifier;
+use unione_proto::federation::v1::audit_service_server::AuditServiceServer;
 use unione_proto::federation::v1::directory_service_server::DirectoryServiceServer;
 
 pub use config::GatewayConfig;
@@ -121,11 +124,21 @@ pub async fn start_on(
     db.migrate(&store::migrations())
         .await
         .context("gateway migrations")?;
+    let (audit_sink, audit_writer) = audit::spawn_writer(db.clone(), config.gateway_id.clone());
     if let Some(directory) = &from_file {
         let loaded = store::load(&db, directory, &config.directory_file)
             .await
             .context("storing the directory")?;
         if loaded.changed {
+            audit_sink
+                .record(audit::Entry {
+                    at: unione_kit::storage::now_micros(),
+                    principal: format!("file:{}", config.directory_file),
+                    role: "configuration".to_owned(),
+                    method: format!("directory.load/version/{}", loaded.version),
+                    ..audit::Entry::default()
+                })
+                .await;
             tracing::info!(version = loaded.version, file = %config.directory_file, "directory loaded as a new version");
         } else {
             tracing::info!(version = loaded.version, "directory file unchanged");
@@ -163,12 +176,17 @@ pub async fn start_on(
             .max_encoding_message_size(max),
         Authenticator::new(verifier.clone()),
     ));
+    builder.add(InterceptedService::new(
+        AuditServiceServer::new(audit_api::AuditApi::new(db.clone())),
+        Authenticator::new(verifier.clone()),
+    ));
     let channels =
         routing::node_channels(&snapshot, &config.tls).context("channels to the nodes")?;
     builder.fallback(routing::Proxy::new(
         snapshot.clone(),
         channels,
         Authenticator::new(verifier),
+        audit_sink,
     ));
 
     let metrics = Metrics::new();
@@ -206,6 +224,10 @@ pub async fn start_on(
             .serve(listener, Some(server_tls), limits, metrics, stopped)
             .await;
         let _ = probe_stop_tx.send(true);
+        // The proxy (and its audit sink) went with the server: the writer drains and stops.
+        if let Err(err) = audit_writer.await {
+            tracing::error!(error = %err, "the audit writer failed");
+        }
         while let Some(joined) = probers.join_next().await {
             if let Err(err) = joined {
                 tracing::error!(error = %err, "a probe task failed");

@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tonic::body::Body;
@@ -27,10 +27,12 @@ use unione_kit::ApiError;
 use unione_kit::certs::Kind;
 use unione_kit::names::{ROUTING_HEADER, routing_param};
 use unione_kit::principal::{PRINCIPAL_HEADER, Principal};
+use unione_kit::storage::now_micros;
 use unione_kit::tls::TlsFiles;
 use unione_kit::token::{Claims, Role};
 
 use crate::api::Authenticator;
+use crate::audit::{AuditSink, Entry};
 use crate::directory::Function;
 use crate::store::Snapshot;
 
@@ -65,6 +67,11 @@ pub fn authorize(claims: &Claims, istat: &str) -> Result<(), ApiError> {
             Code::PermissionDenied,
             "ROLE_NOT_ALLOWED",
             "citizens reach their own records through the front office",
+        )),
+        Role::Auditor => Err(ApiError::new(
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+            "auditors read the audit log only",
         )),
     }
 }
@@ -102,20 +109,34 @@ struct State {
     snapshot: Arc<Snapshot>,
     channels: HashMap<String, Channel>,
     auth: Authenticator,
+    audit: AuditSink,
+}
+
+/// What is known of a call as it is routed, for its audit entry.
+#[derive(Default)]
+struct Attempt {
+    principal: String,
+    role: String,
+    comune: String,
+    node: String,
+    function: Option<Function>,
 }
 
 impl Proxy {
-    /// A proxy over the directory `snapshot`, dialing nodes through `channels`.
+    /// A proxy over the directory `snapshot`, dialing nodes through `channels`, auditing every
+    /// call into `audit`.
     pub fn new(
         snapshot: Arc<Snapshot>,
         channels: HashMap<String, Channel>,
         auth: Authenticator,
+        audit: AuditSink,
     ) -> Self {
         Self {
             state: Arc::new(State {
                 snapshot,
                 channels,
                 auth,
+                audit,
             }),
         }
     }
@@ -133,10 +154,42 @@ impl Service<http::Request<Body>> for Proxy {
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let state = self.state.clone();
         Box::pin(async move {
-            Ok(match state.forward(request).await {
-                Ok(response) => response,
-                Err(status) => status.into_http(),
-            })
+            let started = Instant::now();
+            let at = now_micros();
+            let method = request.uri().path().to_owned();
+            let mut attempt = Attempt::default();
+            let (response, code) = match state.forward(request, &mut attempt).await {
+                Ok(response) => {
+                    // A handler's error travels in the headers (trailers-only); success in the
+                    // trailers, which are not waited for here.
+                    let code = response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    (response, code)
+                }
+                Err(status) => (status.clone().into_http(), status.code() as i32),
+            };
+            if attempt.function.is_some() {
+                state
+                    .audit
+                    .record(Entry {
+                        at,
+                        principal: attempt.principal,
+                        role: attempt.role,
+                        comune: attempt.comune,
+                        method,
+                        node: attempt.node,
+                        function: attempt.function,
+                        code,
+                        latency_micros: i64::try_from(started.elapsed().as_micros())
+                            .unwrap_or(i64::MAX),
+                    })
+                    .await;
+            }
+            Ok(response)
         })
     }
 }
@@ -145,6 +198,7 @@ impl State {
     async fn forward(
         &self,
         mut request: http::Request<Body>,
+        attempt: &mut Attempt,
     ) -> Result<http::Response<Body>, Status> {
         let path = request.uri().path().to_owned();
         let Some(function) = function_of(&path) else {
@@ -155,9 +209,12 @@ impl State {
             )
             .into());
         };
+        attempt.function = Some(function);
         let claims = self
             .auth
             .authenticate(request.headers().get("authorization").map(|v| v.as_bytes()))?;
+        attempt.principal = claims.sub.clone();
+        attempt.role = format!("{:?}", claims.role).to_lowercase();
         let istat = match request.headers().get(ROUTING_HEADER) {
             Some(value) => routing_param(value.as_bytes())?,
             None => None,
@@ -169,6 +226,7 @@ impl State {
                 format!("{ROUTING_HEADER} must name the comune: comune=comuni%2F{{istat}}"),
             )
         })?;
+        attempt.comune = istat.resource_name();
         authorize(&claims, istat.as_str())?;
         let directory = &self.snapshot.directory;
         if !directory.members.iter().any(|m| m.istat == istat.as_str()) {
@@ -196,6 +254,7 @@ impl State {
                 provider.node
             ))
         })?;
+        attempt.node = format!("nodes/{}", provider.node);
         tracing::debug!(method = %path, comune = %istat, node = %provider.node, sub = %claims.sub, "routing");
 
         // The user's token stays at the gateway; the node gets the verified principal (which

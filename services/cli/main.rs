@@ -116,6 +116,7 @@ enum RoleArg {
     Admin,
     Citizen,
     Integrator,
+    Auditor,
 }
 
 impl From<RoleArg> for Role {
@@ -125,6 +126,7 @@ impl From<RoleArg> for Role {
             RoleArg::Admin => Role::Admin,
             RoleArg::Citizen => Role::Citizen,
             RoleArg::Integrator => Role::Integrator,
+            RoleArg::Auditor => Role::Auditor,
         }
     }
 }

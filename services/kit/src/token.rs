@@ -26,6 +26,8 @@ pub enum Role {
     Citizen,
     /// An integrator's application, acting for the comuni in `comuni`.
     Integrator,
+    /// An auditor: reads the audit log, nothing else.
+    Auditor,
 }
 
 /// The claims of a token.
