@@ -4,11 +4,13 @@
 //! database per node and one for the gateway, the configuration files, `demo.json`), so a
 //! second run starts again on the same data. Every listener is on a loopback address.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, ensure};
 use serde::Serialize;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use unione_gateway::GatewayConfig;
 use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
 use unione_kit::certs::{self, Kind};
@@ -186,7 +188,7 @@ pub struct Tokens {
     /// A citizen.
     pub citizen: String,
     /// One operator per comune, by ISTAT code.
-    pub operators: std::collections::BTreeMap<String, String>,
+    pub operators: BTreeMap<String, String>,
 }
 
 /// A demo node's addresses.
@@ -349,26 +351,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .context("starting the gateway")?;
 
-    // Data, once.
-    let seeder = tls_for(&certs_dir, Kind::Client, "demo-seeder");
-    let marker = data.join("seeded");
-    let citizen = if marker.exists() {
-        std::fs::read_to_string(&marker)?.trim().to_owned()
-    } else {
-        let endpoints: Vec<(String, String)> = node_infos
-            .iter()
-            .map(|n| (n.id.clone(), n.endpoint.clone()))
-            .collect();
-        let citizen = seed::seed(&seeder, &endpoints)
-            .await
-            .context("seeding the demo data")?;
-        std::fs::write(&marker, &citizen)?;
-        citizen
-    };
-
-    // Tokens and demo.json.
+    // Tokens, then the data (once), written through the gateway as each town's operator.
     let signer = token::Signer::load(&keys_dir)?;
-    let operators = TOWNS
+    let operators: BTreeMap<String, String> = TOWNS
         .iter()
         .map(|t| {
             let sub = format!("operator-{}", t.istat);
@@ -378,6 +363,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             )
         })
         .collect();
+    let seeder = tls_for(&certs_dir, Kind::Client, "demo-seeder");
+    let marker = data.join("seeded");
+    let citizen = if marker.exists() {
+        std::fs::read_to_string(&marker)?.trim().to_owned()
+    } else {
+        let ca = std::fs::read(certs::ca_cert_path(&certs_dir)).context("reading the CA")?;
+        let channel = Channel::from_shared(format!("https://{}", gateway.addr))?
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(ca))
+                    .domain_name("localhost"),
+            )?
+            .connect()
+            .await
+            .context("connecting to the demo gateway")?;
+        let citizen = seed::seed(channel, &operators)
+            .await
+            .context("seeding the demo data")?;
+        std::fs::write(&marker, &citizen)?;
+        citizen
+    };
+
     let info = DemoInfo {
         gateway: format!("https://{}", gateway.addr),
         gateway_tls_name: "localhost".to_owned(),
@@ -391,7 +398,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 Some(citizen.clone()),
                 30,
             ),
-            operators,
+            operators: operators.clone(),
         },
         citizen_fiscal_number: citizen,
         nodes: node_infos,

@@ -1,30 +1,39 @@
-//! Realistic synthetic data for the demo, written through the services' own gRPC APIs over
-//! mutual TLS (a client certificate from the federation CA), exactly as any client would.
+//! Realistic synthetic data for the demo, written through the gateway with each town's
+//! operator token, exactly as any client would: every call is routed by its comune, carries the
+//! operator as its principal, and lands in the audit log.
 //! Deterministic: the same names, codes and amounts on every machine, and each create carries a
 //! `request_id`, so a seeding interrupted half-way can simply be run again.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tonic::transport::{Channel, ClientTlsConfig};
-use unione_kit::certs::Kind;
+use tonic::transport::Channel;
 use unione_kit::names::routed;
-use unione_kit::tls::TlsFiles;
 use unione_node::Function;
+use unione_proto::common::v1::Channel as Contact;
 use unione_proto::google::r#type::Date;
 use unione_proto::payments::v1::debt_position_service_client::DebtPositionServiceClient;
+use unione_proto::payments::v1::payment_provider_service_client::PaymentProviderServiceClient;
 use unione_proto::payments::v1::{
-    CreateDebtPositionRequest, DebtPosition, PaymentOption, Transfer,
+    ActivatePaymentRequest, CreateDebtPositionRequest, DebtPosition, PaymentOption,
+    SendReceiptRequest, Transfer, VerifyNoticeRequest,
 };
+use unione_proto::quality::v1::complaint_service_client::ComplaintServiceClient;
 use unione_proto::quality::v1::kpi_service_client::KpiServiceClient;
+use unione_proto::quality::v1::survey_service_client::SurveyServiceClient;
 use unione_proto::quality::v1::{
-    CreateMeasurementRequest, ListKpisRequest, Measurement, kpi, measurement,
+    Complaint, ComplaintStatus, CreateComplaintRequest, CreateMeasurementRequest,
+    CreateSurveyRequest, CreateSurveyResponseRequest, ListKpisRequest, Measurement, Question,
+    Survey, SurveyResponse, TransitionComplaintRequest, kpi, measurement, question,
 };
+use unione_proto::registry::v1::protocol_service_client::ProtocolServiceClient;
 use unione_proto::registry::v1::resident_service_client::ResidentServiceClient;
 use unione_proto::registry::v1::{
-    Address, CreateResidentRequest, RegistrationReason, Resident, Sex,
+    Address, AnnulRegistrationRequest, CorrectFieldRequest, CorrectableField,
+    CreateRegistrationRequest, CreateResidentRequest, Direction, Document, Registration,
+    RegistrationReason, Resident, Sex, UpdateRegistrationRequest,
 };
 
 use crate::demo::{TOWNS, Town, nodes, synthetic_fiscal_code};
@@ -157,53 +166,67 @@ pub fn synthetic_iban(abi: &str, cab: &str, account: &str) -> String {
     format!("IT{:02}{bban}", 98 - remainder)
 }
 
-async fn connect(tls: &TlsFiles, node_id: &str, endpoint: &str) -> anyhow::Result<Channel> {
-    let config: ClientTlsConfig = tls.mutual_client(&Kind::Node.identity(node_id))?;
-    Channel::from_shared(endpoint.to_owned())?
-        .tls_config(config)?
-        .timeout(Duration::from_secs(30))
-        .connect()
-        .await
-        .with_context(|| format!("connecting to node {node_id}"))
+/// A request for `istat` as its operator: the routing header and the bearer token.
+fn call<T>(istat: &str, token: &str, message: T) -> tonic::Request<T> {
+    let mut request = routed(istat, message);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
 }
 
 fn date(year: i32, month: i32, day: i32) -> Option<Date> {
     Some(Date { year, month, day })
 }
 
-/// Seeds every node; returns the codice fiscale of the demo citizen (a resident of Sarzana).
-pub async fn seed(tls: &TlsFiles, endpoints: &[(String, String)]) -> anyhow::Result<String> {
+/// Seeds every comune through the gateway (`gateway`) with its operator's token
+/// (`operators`, by ISTAT code); returns the codice fiscale of the demo citizen (a resident of
+/// Sarzana).
+pub async fn seed(
+    gateway: Channel,
+    operators: &BTreeMap<String, String>,
+) -> anyhow::Result<String> {
     let mut citizen = String::new();
     for (node_id, comuni) in nodes() {
-        let endpoint = &endpoints
-            .iter()
-            .find(|(id, _)| id == node_id)
-            .context("node endpoint")?
-            .1;
-        let channel = connect(tls, node_id, endpoint).await?;
         for (istat, functions) in comuni {
             let town = TOWNS
                 .iter()
                 .find(|t| t.istat == istat)
                 .context("demo town")?;
+            let token = operators.get(istat).context("an operator token per town")?;
+            let op = Operator { istat, token };
             let mut rng = StdRng::seed_from_u64(istat.parse::<u64>().unwrap_or(1));
             let people = people(town, &mut rng);
             if functions.contains(&Function::Registry) {
-                seed_residents(channel.clone(), town, &people).await?;
+                seed_residents(gateway.clone(), &op, &people).await?;
+                seed_protocol(gateway.clone(), &op, &people).await?;
                 if istat == "011027" {
                     citizen = people[0].codice_fiscale.clone();
                 }
             }
             if functions.contains(&Function::Payments) {
-                seed_payments(channel.clone(), town, &people, &mut rng).await?;
+                seed_payments(gateway.clone(), &op, town, &people, &mut rng).await?;
             }
             if functions.contains(&Function::Quality) {
-                seed_quality(channel.clone(), town, &mut rng).await?;
+                seed_quality(gateway.clone(), &op, town, &mut rng).await?;
+                seed_listening(gateway.clone(), &op, &mut rng).await?;
             }
             tracing::info!(node = node_id, comune = istat, "seeded");
         }
     }
     Ok(citizen)
+}
+
+/// The comune being seeded and its operator's token.
+struct Operator<'a> {
+    istat: &'a str,
+    token: &'a str,
+}
+
+impl Operator<'_> {
+    fn call<T>(&self, message: T) -> tonic::Request<T> {
+        call(self.istat, self.token, message)
+    }
 }
 
 /// The residents of a demo town, about one in two hundred of its population.
@@ -283,29 +306,176 @@ fn people(town: &Town, rng: &mut StdRng) -> Vec<Resident> {
     out
 }
 
-async fn seed_residents(channel: Channel, town: &Town, people: &[Resident]) -> anyhow::Result<()> {
-    let mut client = ResidentServiceClient::new(channel);
+async fn seed_residents(
+    gateway: Channel,
+    op: &Operator<'_>,
+    people: &[Resident],
+) -> anyhow::Result<()> {
+    let mut client = ResidentServiceClient::new(gateway);
     for (i, person) in people.iter().enumerate() {
         let request = CreateResidentRequest {
-            parent: format!("comuni/{}", town.istat),
+            parent: format!("comuni/{}", op.istat),
             resident: Some(person.clone()),
-            request_id: format!("demo-resident-{}-{i}", town.istat),
+            request_id: format!("demo-resident-{}-{i}", op.istat),
         };
         client
-            .create_resident(routed(town.istat, request))
+            .create_resident(op.call(request))
             .await
-            .with_context(|| format!("creating resident {i} of {}", town.name))?;
+            .with_context(|| format!("creating resident {i} of comuni/{}", op.istat))?;
     }
     Ok(())
 }
 
+/// Protocol registrations of the day: incoming requests, outgoing replies, internal acts;
+/// one reassigned, one subject corrected and one annulled, as an office's day goes.
+async fn seed_protocol(
+    gateway: Channel,
+    op: &Operator<'_>,
+    people: &[Resident],
+) -> anyhow::Result<()> {
+    let mut client = ProtocolServiceClient::new(gateway);
+    let subjects = [
+        (
+            Direction::Incoming,
+            "Richiesta di certificato storico di residenza",
+            "1.6",
+        ),
+        (
+            Direction::Incoming,
+            "Dichiarazione di cambio di abitazione",
+            "11.2",
+        ),
+        (
+            Direction::Outgoing,
+            "Comunicazione di avvio del procedimento",
+            "11.2",
+        ),
+        (
+            Direction::Incoming,
+            "Istanza di accesso agli atti (L. 241/1990)",
+            "1.6",
+        ),
+        (
+            Direction::Internal,
+            "Determinazione: affidamento servizio mensa",
+            "4.3",
+        ),
+        (
+            Direction::Outgoing,
+            "Risposta a reclamo sui tempi di attesa allo sportello",
+            "1.8",
+        ),
+        (
+            Direction::Incoming,
+            "Segnalazione di disservizio illuminazione pubblica",
+            "6.5",
+        ),
+        (
+            Direction::Outgoing,
+            "Trasmissione ricevuta di pagamento TARI",
+            "4.4",
+        ),
+    ];
+    let mut created = Vec::new();
+    for (i, (direction, subject, classification)) in subjects.iter().enumerate() {
+        let person = &people[i % people.len()];
+        let correspondent = format!("{} {}", person.given_name, person.family_name);
+        let (sender, recipients) = match direction {
+            Direction::Incoming => (correspondent, Vec::new()),
+            Direction::Outgoing => (String::new(), vec![correspondent]),
+            _ => (String::new(), vec!["Ufficio ragioneria".to_owned()]),
+        };
+        let content =
+            format!("{subject}\n\nDocumento informatico di prova (demo Unione), n. {i}.\n");
+        let request = CreateRegistrationRequest {
+            parent: format!("comuni/{}", op.istat),
+            registration: Some(Registration {
+                direction: *direction as i32,
+                subject: (*subject).to_owned(),
+                sender,
+                recipients,
+                classification: (*classification).to_owned(),
+                assignment: "Ufficio protocollo".to_owned(),
+                document: Some(Document {
+                    file_name: format!("documento-{i}.txt"),
+                    media_type: "text/plain".to_owned(),
+                    content: content.into_bytes(),
+                    ..Document::default()
+                }),
+                ..Registration::default()
+            }),
+            request_id: format!("demo-registration-{}-{i}", op.istat),
+        };
+        let registration = client
+            .create_registration(op.call(request))
+            .await
+            .with_context(|| format!("registering act {i} of comuni/{}", op.istat))?
+            .into_inner();
+        created.push(registration);
+    }
+    let reassigned = &created[1];
+    client
+        .update_registration(op.call(UpdateRegistrationRequest {
+            registration: Some(Registration {
+                name: reassigned.name.clone(),
+                assignment: "Ufficio anagrafe".to_owned(),
+                etag: reassigned.etag.clone(),
+                ..Registration::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["assignment".to_owned()],
+            }),
+        }))
+        .await
+        .context("reassigning a registration")?;
+    let corrected = &created[3];
+    client
+        .correct_field(op.call(CorrectFieldRequest {
+            name: corrected.name.clone(),
+            etag: corrected.etag.clone(),
+            field: CorrectableField::Subject as i32,
+            new_value: "Istanza di accesso civico generalizzato (D.Lgs. 33/2013)".to_owned(),
+            new_recipients: Vec::new(),
+            reason: "oggetto registrato in modo inesatto".to_owned(),
+            authorising_act:
+                "Autorizzazione del responsabile della gestione documentale n. 1".to_owned(),
+        }))
+        .await
+        .context("correcting a subject")?;
+    let annulled = &created[6];
+    client
+        .annul_registration(op.call(AnnulRegistrationRequest {
+            name: annulled.name.clone(),
+            etag: annulled.etag.clone(),
+            reason: "registrazione duplicata".to_owned(),
+            authorising_act:
+                "Provvedimento del responsabile della gestione documentale n. 2".to_owned(),
+        }))
+        .await
+        .context("annulling a registration")?;
+    Ok(())
+}
+
 async fn seed_payments(
-    channel: Channel,
+    gateway: Channel,
+    op: &Operator<'_>,
     town: &Town,
     people: &[Resident],
     rng: &mut StdRng,
 ) -> anyhow::Result<()> {
-    let mut client = DebtPositionServiceClient::new(channel);
+    let mut client = DebtPositionServiceClient::new(gateway.clone());
+    let mut provider = PaymentProviderServiceClient::new(gateway);
+    // Due dates follow the day the demo is created, so that notices are payable.
+    let today = chrono::Utc::now().date_naive();
+    let due = |days: i64| {
+        use chrono::Datelike;
+        let d = today + chrono::Duration::days(days);
+        date(
+            d.year(),
+            i32::try_from(d.month()).expect("month"),
+            i32::try_from(d.day()).expect("day"),
+        )
+    };
     let comune_cf = synthetic_fiscal_code(town.istat);
     let comune_iban = synthetic_iban("05034", "49840", &format!("0000{}00", town.istat));
     // The province collects TEFA (the environmental levy, 5% of TARI) with the comune's bill.
@@ -327,16 +497,17 @@ async fn seed_payments(
                 // TARI 2026 in two installments, each shared with the province.
                 let total: i64 = rng.random_range(18_000..52_000);
                 let half = total / 2;
-                let options = [(half, 5, 31), (total - half, 11, 30)]
+                let options = [(half, 30), (total - half, 90)]
                     .into_iter()
-                    .map(|(amount, month, day)| {
+                    .map(|(amount, days)| {
                         let tefa = amount * 5 / 105;
                         PaymentOption {
                             iuv: String::new(),
                             notice_number: String::new(),
                             amount_cents: amount,
-                            due_date: date(2026, month, day),
+                            due_date: due(days),
                             installment: true,
+                            paid: false,
                             transfers: vec![
                                 transfer(&comune_cf, &comune_iban, amount - tefa, "TARI 2026"),
                                 transfer(&province_cf, &province_iban, tefa, "TEFA 2026"),
@@ -352,8 +523,9 @@ async fn seed_payments(
                     iuv: String::new(),
                     notice_number: String::new(),
                     amount_cents: amount,
-                    due_date: date(2026, 12, 15),
+                    due_date: due(21),
                     installment: false,
+                    paid: false,
                     transfers: vec![transfer(
                         &comune_cf,
                         &comune_iban,
@@ -371,8 +543,9 @@ async fn seed_payments(
                     iuv: String::new(),
                     notice_number: String::new(),
                     amount_cents: 2_221,
-                    due_date: date(2026, 12, 31),
+                    due_date: due(60),
                     installment: false,
+                    paid: false,
                     transfers: vec![
                         transfer(&state_cf, &state_iban, 1_679, "Corrispettivo CIE"),
                         transfer(&comune_cf, &comune_iban, 542, "Diritti di segreteria CIE"),
@@ -384,20 +557,206 @@ async fn seed_payments(
         let request = CreateDebtPositionRequest {
             parent: format!("comuni/{}", town.istat),
             debt_position: Some(DebtPosition {
-                name: String::new(),
                 debtor_fiscal_code: person.codice_fiscale.clone(),
                 description,
-                state: 0,
                 payment_options: options,
-                create_time: None,
-                etag: String::new(),
+                ..DebtPosition::default()
             }),
             request_id: format!("demo-position-{}-{i}", town.istat),
         };
-        client
-            .create_debt_position(routed(town.istat, request))
+        let position = client
+            .create_debt_position(op.call(request))
             .await
-            .with_context(|| format!("creating debt position {i} of {}", town.name))?;
+            .with_context(|| format!("creating debt position {i} of {}", town.name))?
+            .into_inner();
+        // About a third of the notices are paid through a (simulated) payment provider, with
+        // the real provider calls: verify, activate, receipt.
+        if i % 3 == 1 || i % 6 == 0 {
+            let option = &position.payment_options[0];
+            pay(
+                &mut provider,
+                op,
+                option,
+                &format!("demo-{}-{i}", town.istat),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Pays one notice as a payment provider would.
+async fn pay(
+    provider: &mut PaymentProviderServiceClient<Channel>,
+    op: &Operator<'_>,
+    option: &PaymentOption,
+    key: &str,
+) -> anyhow::Result<()> {
+    let notice = format!("comuni/{}/notices/{}", op.istat, option.notice_number);
+    let verified = provider
+        .verify_notice(op.call(VerifyNoticeRequest {
+            name: notice.clone(),
+        }))
+        .await
+        .context("verifying a notice")?
+        .into_inner();
+    let activation = provider
+        .activate_payment(op.call(ActivatePaymentRequest {
+            name: notice.clone(),
+            psp_id: "DEMO-PSP".to_owned(),
+            idempotency_key: key.to_owned(),
+            amount_cents: verified.amount_cents,
+        }))
+        .await
+        .context("activating a payment")?
+        .into_inner();
+    provider
+        .send_receipt(op.call(SendReceiptRequest {
+            notice,
+            psp_id: "DEMO-PSP".to_owned(),
+            receipt_id: key.to_owned(),
+            amount_cents: verified.amount_cents,
+            payment_time: Some(unione_kit::storage::timestamp(
+                unione_kit::storage::now_micros(),
+            )),
+            activation_id: activation.activation_id,
+        }))
+        .await
+        .context("sending a receipt")?;
+    Ok(())
+}
+
+/// A satisfaction survey at the counter with about forty anonymous answers, so its results
+/// are published, and complaints at every stage of their workflow.
+async fn seed_listening(
+    gateway: Channel,
+    op: &Operator<'_>,
+    rng: &mut StdRng,
+) -> anyhow::Result<()> {
+    let mut surveys = SurveyServiceClient::new(gateway.clone());
+    let question = |text: &str, scale: question::Scale, importance: f64| Question {
+        text: text.to_owned(),
+        scale: scale as i32,
+        importance,
+    };
+    let survey = surveys
+        .create_survey(op.call(CreateSurveyRequest {
+            parent: format!("comuni/{}", op.istat),
+            survey: Some(Survey {
+                title: "Soddisfazione allo sportello anagrafe".to_owned(),
+                channel: Contact::Counter as i32,
+                questions: vec![
+                    question(
+                        "Cortesia e competenza del personale",
+                        question::Scale::Likert5,
+                        2.0,
+                    ),
+                    question("Tempo di attesa", question::Scale::Likert5, 1.5),
+                    question(
+                        "Chiarezza delle informazioni ricevute",
+                        question::Scale::Likert5,
+                        1.0,
+                    ),
+                    question(
+                        "Consiglierebbe il servizio a un conoscente?",
+                        question::Scale::Nps010,
+                        1.0,
+                    ),
+                ],
+                ..Survey::default()
+            }),
+            request_id: format!("demo-survey-{}", op.istat),
+        }))
+        .await
+        .context("creating a survey")?
+        .into_inner();
+    let mood: i32 = rng.random_range(0..2);
+    let answers = rng.random_range(36..48);
+    for i in 0..answers {
+        let likert = |rng: &mut StdRng| (rng.random_range(2..=5) + mood).min(5);
+        let response = SurveyResponse {
+            answers: vec![
+                likert(rng),
+                likert(rng),
+                likert(rng),
+                (rng.random_range(5..=10) + mood).min(10),
+            ],
+            ..SurveyResponse::default()
+        };
+        surveys
+            .create_survey_response(op.call(CreateSurveyResponseRequest {
+                parent: survey.name.clone(),
+                response: Some(response),
+                request_id: format!("demo-survey-response-{}-{i}", op.istat),
+            }))
+            .await
+            .context("answering a survey")?;
+    }
+
+    let mut complaints = ComplaintServiceClient::new(gateway);
+    let cases = [
+        (
+            "tempi di attesa",
+            Contact::Counter,
+            "Attesa di oltre un'ora allo sportello anagrafe.",
+            4,
+        ),
+        (
+            "informazioni",
+            Contact::Web,
+            "Sul sito mancano gli orari aggiornati degli uffici.",
+            2,
+        ),
+        (
+            "pagamenti",
+            Contact::Email,
+            "Avviso TARI ricevuto con importo errato.",
+            1,
+        ),
+        (
+            "accessibilita",
+            Contact::Phone,
+            "Ascensore del municipio fuori servizio.",
+            0,
+        ),
+        (
+            "servizi online",
+            Contact::Kiosk,
+            "Il totem della frazione non stampa i certificati.",
+            3,
+        ),
+    ];
+    let steps = [
+        ComplaintStatus::Acknowledged,
+        ComplaintStatus::Assessed,
+        ComplaintStatus::Answered,
+        ComplaintStatus::Closed,
+    ];
+    for (i, (category, channel, text, progress)) in cases.into_iter().enumerate() {
+        let complaint = complaints
+            .create_complaint(op.call(CreateComplaintRequest {
+                parent: format!("comuni/{}", op.istat),
+                complaint: Some(Complaint {
+                    category: category.to_owned(),
+                    channel: channel as i32,
+                    text: text.to_owned(),
+                    ..Complaint::default()
+                }),
+                request_id: format!("demo-complaint-{}-{i}", op.istat),
+            }))
+            .await
+            .context("filing a complaint")?
+            .into_inner();
+        for status in &steps[..progress] {
+            complaints
+                .transition_complaint(op.call(TransitionComplaintRequest {
+                    name: complaint.name.clone(),
+                    status: *status as i32,
+                    actor: "Ufficio relazioni con il pubblico".to_owned(),
+                }))
+                .await
+                .context("moving a complaint on")?;
+        }
     }
     Ok(())
 }
@@ -414,18 +773,20 @@ fn periods(period: kpi::Period) -> Vec<String> {
     }
 }
 
-async fn seed_quality(channel: Channel, town: &Town, rng: &mut StdRng) -> anyhow::Result<()> {
-    let mut client = KpiServiceClient::new(channel);
+async fn seed_quality(
+    gateway: Channel,
+    op: &Operator<'_>,
+    town: &Town,
+    rng: &mut StdRng,
+) -> anyhow::Result<()> {
+    let mut client = KpiServiceClient::new(gateway);
     let parent = format!("comuni/{}", town.istat);
     let kpis = client
-        .list_kpis(routed(
-            town.istat,
-            ListKpisRequest {
-                parent: parent.clone(),
-                page_size: 500,
-                page_token: String::new(),
-            },
-        ))
+        .list_kpis(op.call(ListKpisRequest {
+            parent: parent.clone(),
+            page_size: 500,
+            page_token: String::new(),
+        }))
         .await
         .context("listing KPIs")?
         .into_inner()
@@ -471,7 +832,7 @@ async fn seed_quality(channel: Channel, town: &Town, rng: &mut StdRng) -> anyhow
                 request_id: format!("demo-measurement-{}-{}-{i}", town.istat, k.kpi_id),
             };
             client
-                .create_measurement(routed(town.istat, request))
+                .create_measurement(op.call(request))
                 .await
                 .with_context(|| format!("recording {} for {}", k.kpi_id, town.name))?;
         }

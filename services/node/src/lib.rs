@@ -81,22 +81,42 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
     )));
     let runs = |f: Function| config.comuni.iter().any(|c| c.functions.contains(&f));
     if runs(Function::Registry) {
+        let served = config.served(Function::Registry);
         builder.add(
-            unione_registry::service(db.clone(), config.served(Function::Registry))
+            unione_registry::service(db.clone(), served.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
+        // Registrations carry documents of up to 10 MiB: the service sets its own limit.
+        builder.add(unione_registry::protocol_service(db.clone(), served));
     }
     if runs(Function::Payments) {
+        let served = config.served(Function::Payments);
         builder.add(
-            unione_payments::service(db.clone(), config.served(Function::Payments))
+            unione_payments::service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_payments::provider_service(db.clone(), served)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
     }
     if runs(Function::Quality) {
+        let served = config.served(Function::Quality);
         builder.add(
-            unione_quality::service(db.clone(), config.served(Function::Quality))
+            unione_quality::service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_quality::survey_service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_quality::complaint_service(db.clone(), served)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
