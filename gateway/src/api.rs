@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use tonic::service::Interceptor;
 use tonic::{Code, Request, Response, Status};
 use unione_kit::ApiError;
 use unione_kit::certs::Kind;
@@ -19,8 +18,8 @@ use unione_proto::federation::v1::{
 };
 
 use crate::directory::{self, Function, MemberEntry, NodeEntry};
+use crate::live::DirectoryHandle;
 use crate::prober::HealthBoard;
-use crate::store::Snapshot;
 
 /// Page sizes of ListProvisions (the others use the kit's 50 and 500).
 const PROVISIONS_DEFAULT_PAGE: i64 = 100;
@@ -28,14 +27,14 @@ const PROVISIONS_MAX_PAGE: i64 = 1000;
 
 /// The DirectoryService implementation.
 pub struct DirectoryApi {
-    snapshot: Arc<Snapshot>,
+    directory: DirectoryHandle,
     board: Arc<HealthBoard>,
 }
 
 impl DirectoryApi {
-    /// Serves `snapshot`, with health from `board`.
-    pub fn new(snapshot: Arc<Snapshot>, board: Arc<HealthBoard>) -> Self {
-        Self { snapshot, board }
+    /// Serves the directory in force, with health from `board`.
+    pub fn new(directory: DirectoryHandle, board: Arc<HealthBoard>) -> Self {
+        Self { directory, board }
     }
 }
 
@@ -116,8 +115,9 @@ impl DirectoryService for DirectoryApi {
     ) -> Result<Response<ListMembersResponse>, Status> {
         let request = request.into_inner();
         let size = pagination::page_size(request.page_size)?;
+        let snapshot = self.directory.snapshot();
         let (members, next_page_token) = page(
-            &self.snapshot.directory.members,
+            &snapshot.directory.members,
             "members",
             &request.page_token,
             size,
@@ -135,8 +135,8 @@ impl DirectoryService for DirectoryApi {
     ) -> Result<Response<Member>, Status> {
         let name = request.into_inner().name;
         let (istat, _) = parse_name("name", &name, &["comuni", "*"])?;
-        let member = self
-            .snapshot
+        let snapshot = self.directory.snapshot();
+        let member = snapshot
             .directory
             .member(istat.as_str())
             .ok_or_else(|| ApiError::not_found("name", &name))?;
@@ -149,8 +149,9 @@ impl DirectoryService for DirectoryApi {
     ) -> Result<Response<ListNodesResponse>, Status> {
         let request = request.into_inner();
         let size = pagination::page_size(request.page_size)?;
+        let snapshot = self.directory.snapshot();
         let (nodes, next_page_token) = page(
-            &self.snapshot.directory.nodes,
+            &snapshot.directory.nodes,
             "nodes",
             &request.page_token,
             size,
@@ -172,7 +173,8 @@ impl DirectoryService for DirectoryApi {
             PROVISIONS_DEFAULT_PAGE,
             PROVISIONS_MAX_PAGE,
         )?;
-        let directory = &self.snapshot.directory;
+        let snapshot = self.directory.snapshot();
+        let directory = &snapshot.directory;
         let (provisions, scope) = if request.comune.is_empty() {
             (directory.provisions.as_slice(), "provisions".to_owned())
         } else {
@@ -196,7 +198,8 @@ impl DirectoryService for DirectoryApi {
         &self,
         _request: Request<GetFederationHealthRequest>,
     ) -> Result<Response<FederationHealth>, Status> {
-        let directory = &self.snapshot.directory;
+        let snapshot = self.directory.snapshot();
+        let directory = &snapshot.directory;
         let members = directory
             .members
             .iter()
@@ -216,7 +219,7 @@ impl DirectoryService for DirectoryApi {
             .collect();
         Ok(Response::new(FederationHealth {
             members,
-            directory_version: self.snapshot.version,
+            directory_version: snapshot.version,
         }))
     }
 }
@@ -313,23 +316,12 @@ impl Authenticator {
     }
 }
 
-impl Interceptor for Authenticator {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .map(|v| v.as_bytes());
-        let claims = self.authenticate(header)?;
-        request.extensions_mut().insert(claims);
-        Ok(request)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::directory::{DirectoryFile, ProvisionEntry};
     use crate::prober::ProbeResult;
+    use crate::store::Snapshot;
     use unione_kit::error::reason_and_field;
     use unione_kit::token::{Role, Signer, ensure_keys};
 
@@ -357,12 +349,16 @@ mod tests {
             }
         }
         let directory = file.validate().expect("valid");
-        DirectoryApi::new(
-            Arc::new(Snapshot {
+        let live = crate::live::Live {
+            snapshot: Arc::new(Snapshot {
                 version: 3,
                 directory,
                 ..Snapshot::default()
             }),
+            channels: std::collections::HashMap::new(),
+        };
+        DirectoryApi::new(
+            DirectoryHandle::new(live, std::time::Duration::from_secs(600)),
             Arc::new(HealthBoard::default()),
         )
     }
@@ -518,22 +514,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         ensure_keys(dir.path()).expect("keys");
         let signer = Signer::load(dir.path()).expect("signer");
-        let mut auth = Authenticator::new(Verifier::load(dir.path()).expect("verifier"));
-        let with = |value: &str| {
-            let mut r = Request::new(());
-            r.metadata_mut()
-                .insert("authorization", value.parse().expect("ascii"));
-            r
-        };
-        let reason = |r: Result<Request<()>, Status>| {
+        let auth = Authenticator::new(Verifier::load(dir.path()).expect("verifier"));
+        let reason = |r: Result<unione_kit::token::Claims, Status>| {
             let status = r.expect_err("refused");
             assert_eq!(status.code(), Code::Unauthenticated);
             reason_and_field(&status).0
         };
-        assert_eq!(reason(auth.call(Request::new(()))), "TOKEN_MISSING");
-        assert_eq!(reason(auth.call(with("Basic abc"))), "TOKEN_INVALID");
+        assert_eq!(reason(auth.authenticate(None)), "TOKEN_MISSING");
         assert_eq!(
-            reason(auth.call(with("Bearer not.a.token"))),
+            reason(auth.authenticate(Some(b"Basic abc"))),
+            "TOKEN_INVALID"
+        );
+        assert_eq!(
+            reason(auth.authenticate(Some(b"Bearer not.a.token"))),
             "TOKEN_INVALID"
         );
         let claims = unione_kit::token::Claims {
@@ -545,14 +538,20 @@ mod tests {
             iat: 1,
             exp: 2,
         };
+        let expired = format!("Bearer {}", signer.sign(&claims));
         assert_eq!(
-            reason(auth.call(with(&format!("Bearer {}", signer.sign(&claims))))),
+            reason(auth.authenticate(Some(expired.as_bytes()))),
             "TOKEN_EXPIRED"
         );
-        let token = signer.issue("admin-1", Role::Admin, Vec::new(), None, 1);
-        let ok = auth
-            .call(with(&format!("Bearer {token}")))
-            .expect("accepted");
-        assert!(ok.extensions().get::<unione_kit::token::Claims>().is_some());
+        let token = format!(
+            "Bearer {}",
+            signer.issue("admin-1", Role::Admin, Vec::new(), None, 1)
+        );
+        assert_eq!(
+            auth.authenticate(Some(token.as_bytes()))
+                .expect("accepted")
+                .role,
+            Role::Admin
+        );
     }
 }

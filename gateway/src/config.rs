@@ -35,6 +35,14 @@ pub struct GatewayConfig {
     pub health_interval_ms: u64,
     /// How long one probe of a node may take, in milliseconds.
     pub probe_timeout_ms: u64,
+    /// How often the directory is re-read (the file, then the database), in milliseconds.
+    pub directory_refresh_ms: u64,
+    /// How long the gateway keeps routing on its last good directory when it cannot read a
+    /// new one, in milliseconds; past that it refuses routed calls.
+    pub directory_max_staleness_ms: u64,
+    /// Calls per second this gateway admits to the methods that need no token (verifying a
+    /// certificate, listing the members), with bursts of twice as many.
+    pub public_calls_per_second: u32,
     /// The federation CA and the gateway's certificate and key: the server identity for
     /// clients, and the client identity for mutual TLS to the nodes.
     pub tls: TlsFiles,
@@ -55,6 +63,9 @@ impl Default for GatewayConfig {
             token_keys_dir: String::new(),
             health_interval_ms: 2000,
             probe_timeout_ms: 1500,
+            public_calls_per_second: 50,
+            directory_refresh_ms: 60_000,
+            directory_max_staleness_ms: 600_000,
             tls: TlsFiles::default(),
             limits: Limits::default(),
         }
@@ -101,6 +112,16 @@ impl GatewayConfig {
     pub fn probe_timeout(&self) -> Duration {
         Duration::from_millis(self.probe_timeout_ms)
     }
+
+    /// The directory refresh interval.
+    pub fn directory_refresh(&self) -> Duration {
+        Duration::from_millis(self.directory_refresh_ms)
+    }
+
+    /// How long a directory may go without a successful refresh.
+    pub fn directory_max_staleness(&self) -> Duration {
+        Duration::from_millis(self.directory_max_staleness_ms)
+    }
 }
 
 impl Validate for GatewayConfig {
@@ -135,6 +156,19 @@ impl Validate for GatewayConfig {
             self.probe_timeout_ms >= 10,
             "probe_timeout_ms must be at least 10 (got {})",
             self.probe_timeout_ms
+        );
+        ensure!(
+            self.directory_refresh_ms >= 100,
+            "directory_refresh_ms must be at least 100 (got {})",
+            self.directory_refresh_ms
+        );
+        ensure!(
+            self.directory_max_staleness_ms >= self.directory_refresh_ms,
+            "directory_max_staleness_ms must be at least directory_refresh_ms"
+        );
+        ensure!(
+            self.public_calls_per_second > 0,
+            "public_calls_per_second must be at least 1"
         );
         self.limits.validate()?;
         Ok(())

@@ -18,6 +18,8 @@ pub mod audit;
 pub mod audit_api;
 pub mod config;
 pub mod directory;
+pub mod live;
+pub mod policy;
 pub mod prober;
 pub mod routing;
 pub mod store;
@@ -29,8 +31,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
-use tonic::service::interceptor::InterceptedService;
+use tokio::task::JoinHandle;
 use unione_kit::Database;
 use unione_kit::metrics::Metrics;
 use unione_kit::server::ServerBuilder;
@@ -104,14 +105,11 @@ pub async fn start_on(
         .context("loading the gateway's TLS files")?;
     let verifier = Verifier::load(Path::new(&config.token_keys_dir))
         .with_context(|| format!("loading the token key from {}", config.token_keys_dir))?;
-    let from_file = if config.directory_file.is_empty() {
-        None
-    } else {
-        Some(
-            DirectoryFile::load(Path::new(&config.directory_file))
-                .with_context(|| format!("the directory file {}", config.directory_file))?,
-        )
-    };
+    if !config.directory_file.is_empty() {
+        // A bad file stops the start before anything is opened.
+        DirectoryFile::load(Path::new(&config.directory_file))
+            .with_context(|| format!("the directory file {}", config.directory_file))?;
+    }
 
     if config.database_url.is_empty() {
         std::fs::create_dir_all(&config.data_dir)
@@ -125,24 +123,8 @@ pub async fn start_on(
         .await
         .context("gateway migrations")?;
     let (audit_sink, audit_writer) = audit::spawn_writer(db.clone(), config.gateway_id.clone());
-    if let Some(directory) = &from_file {
-        let loaded = store::load(&db, directory, &config.directory_file)
-            .await
-            .context("storing the directory")?;
-        if loaded.changed {
-            audit_sink
-                .record(audit::Entry {
-                    at: unione_kit::storage::now_micros(),
-                    principal: format!("file:{}", config.directory_file),
-                    role: "configuration".to_owned(),
-                    method: format!("directory.load/version/{}", loaded.version),
-                    ..audit::Entry::default()
-                })
-                .await;
-            tracing::info!(version = loaded.version, file = %config.directory_file, "directory loaded as a new version");
-        } else {
-            tracing::info!(version = loaded.version, "directory file unchanged");
-        }
+    if !config.directory_file.is_empty() {
+        live::load_file(&db, &config.directory_file, &audit_sink).await?;
     }
     let snapshot = Arc::new(
         store::snapshot(&db)
@@ -152,41 +134,50 @@ pub async fn start_on(
     if snapshot.version == 0 {
         tracing::warn!("the database holds no directory and no directory_file is configured");
     }
+    let directory = live::DirectoryHandle::new(
+        live::live(snapshot.clone(), &config.tls, None).context("channels to the nodes")?,
+        config.directory_max_staleness(),
+    );
 
     let board = Arc::new(HealthBoard::default());
-    let (probe_stop_tx, probe_stop_rx) = watch::channel(false);
-    let mut probers = JoinSet::new();
-    prober::spawn(
-        &snapshot.directory,
-        &config.tls,
-        Timing {
-            interval: config.health_interval(),
-            timeout: config.probe_timeout(),
-        },
-        board.clone(),
-        &probe_stop_rx,
-        &mut probers,
-    )?;
+    let (refresher_stop_tx, refresher_stop_rx) = watch::channel(false);
+    let refresher = tokio::spawn(
+        live::Refresher {
+            handle: directory.clone(),
+            db: db.clone(),
+            directory_file: config.directory_file.clone(),
+            interval: config.directory_refresh(),
+            tls: config.tls.clone(),
+            timing: Timing {
+                interval: config.health_interval(),
+                timeout: config.probe_timeout(),
+            },
+            board: board.clone(),
+            audit: audit_sink.clone(),
+        }
+        .run(refresher_stop_rx),
+    );
 
     let max = config.limits.max_message_bytes;
     let mut builder = ServerBuilder::new();
-    builder.add(InterceptedService::new(
-        DirectoryServiceServer::new(DirectoryApi::new(snapshot.clone(), board))
+    let public = policy::PublicLimiter::new(config.public_calls_per_second);
+    builder.add(policy::Guard::new(
+        DirectoryServiceServer::new(DirectoryApi::new(directory.clone(), board))
             .max_decoding_message_size(max)
             .max_encoding_message_size(max),
         Authenticator::new(verifier.clone()),
+        public.clone(),
     ));
-    builder.add(InterceptedService::new(
+    builder.add(policy::Guard::new(
         AuditServiceServer::new(audit_api::AuditApi::new(db.clone())),
         Authenticator::new(verifier.clone()),
+        public.clone(),
     ));
-    let channels =
-        routing::node_channels(&snapshot, &config.tls).context("channels to the nodes")?;
     builder.fallback(routing::Proxy::new(
-        snapshot.clone(),
-        channels,
+        directory,
         Authenticator::new(verifier),
         audit_sink,
+        public,
     ));
 
     let metrics = Metrics::new();
@@ -223,15 +214,14 @@ pub async fn start_on(
         let result = builder
             .serve(listener, Some(server_tls), limits, metrics, stopped)
             .await;
-        let _ = probe_stop_tx.send(true);
-        // The proxy (and its audit sink) went with the server: the writer drains and stops.
+        // The refresher (with the probes) stops; the proxy and its audit sink went with the
+        // server, so the audit writer drains and stops.
+        let _ = refresher_stop_tx.send(true);
+        if let Err(err) = refresher.await {
+            tracing::error!(error = %err, "the directory refresher failed");
+        }
         if let Err(err) = audit_writer.await {
             tracing::error!(error = %err, "the audit writer failed");
-        }
-        while let Some(joined) = probers.join_next().await {
-            if let Err(err) = joined {
-                tracing::error!(error = %err, "a probe task failed");
-            }
         }
         let _ = metrics_stop_tx.send(());
         db.close().await;

@@ -6,10 +6,8 @@
 //! The user's token stops here; the node receives the verified principal in the
 //! `x-unione-principal` header, which it believes only from a gateway's certificate.
 //!
-//! Authorization in this first form: a federation administrator may call any comune; an
-//! operator or integrator only the comuni in the token's `comuni` claim; citizens are not yet
-//! routed (their scope, their own records, comes with the front office). A refusal never says
-//! whether the comune or the resource exists.
+//! Who may call what is decided by the one table in [`crate::policy`], for the comune the call
+//! is routed for. A refusal never says whether the comune or the resource exists.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -29,11 +27,12 @@ use unione_kit::names::{ROUTING_HEADER, routing_param};
 use unione_kit::principal::{PRINCIPAL_HEADER, Principal};
 use unione_kit::storage::now_micros;
 use unione_kit::tls::TlsFiles;
-use unione_kit::token::{Claims, Role};
 
 use crate::api::Authenticator;
 use crate::audit::{AuditSink, Entry};
 use crate::directory::Function;
+use crate::live::DirectoryHandle;
+use crate::policy::{self, Access, PublicLimiter};
 use crate::store::Snapshot;
 
 /// The function a gRPC method belongs to, read from its package: `/unione.registry.v1.X/Y`
@@ -49,30 +48,6 @@ pub fn function_of(path: &str) -> Option<Function> {
         "payments" => Some(Function::Payments),
         "quality" => Some(Function::Quality),
         _ => None,
-    }
-}
-
-/// May `claims` act for the comune `istat`?
-pub fn authorize(claims: &Claims, istat: &str) -> Result<(), ApiError> {
-    match claims.role {
-        Role::Admin => Ok(()),
-        Role::Operator | Role::Integrator if claims.comuni.iter().any(|c| c == istat) => Ok(()),
-        Role::Operator | Role::Integrator => Err(ApiError::new(
-            Code::PermissionDenied,
-            "COMUNE_OUT_OF_SCOPE",
-            "the token does not allow acting for this comune",
-        )
-        .with_field(ROUTING_HEADER)),
-        Role::Citizen => Err(ApiError::new(
-            Code::PermissionDenied,
-            "ROLE_NOT_ALLOWED",
-            "citizens reach their own records through the front office",
-        )),
-        Role::Auditor => Err(ApiError::new(
-            Code::PermissionDenied,
-            "ROLE_NOT_ALLOWED",
-            "auditors read the audit log only",
-        )),
     }
 }
 
@@ -106,10 +81,10 @@ pub struct Proxy {
 }
 
 struct State {
-    snapshot: Arc<Snapshot>,
-    channels: HashMap<String, Channel>,
+    directory: DirectoryHandle,
     auth: Authenticator,
     audit: AuditSink,
+    public: PublicLimiter,
 }
 
 /// What is known of a call as it is routed, for its audit entry.
@@ -123,20 +98,19 @@ struct Attempt {
 }
 
 impl Proxy {
-    /// A proxy over the directory `snapshot`, dialing nodes through `channels`, auditing every
-    /// call into `audit`.
+    /// A proxy over the directory in force, auditing every call into `audit`.
     pub fn new(
-        snapshot: Arc<Snapshot>,
-        channels: HashMap<String, Channel>,
+        directory: DirectoryHandle,
         auth: Authenticator,
         audit: AuditSink,
+        public: PublicLimiter,
     ) -> Self {
         Self {
             state: Arc::new(State {
-                snapshot,
-                channels,
+                directory,
                 auth,
                 audit,
+                public,
             }),
         }
     }
@@ -210,11 +184,25 @@ impl State {
             .into());
         };
         attempt.function = Some(function);
-        let claims = self
-            .auth
-            .authenticate(request.headers().get("authorization").map(|v| v.as_bytes()))?;
-        attempt.principal = claims.sub.clone();
-        attempt.role = format!("{:?}", claims.role).to_lowercase();
+        let rule = policy::rule_for(&path).ok_or_else(|| {
+            ApiError::new(
+                Code::Unimplemented,
+                "UNKNOWN_METHOD",
+                format!("{path} is not a method of the Unione API"),
+            )
+        })?;
+        let header = request.headers().get("authorization").map(|v| v.as_bytes());
+        let claims = match (rule.access, header) {
+            (Access::Public, None) => {
+                self.public.admit()?;
+                None
+            }
+            (_, header) => Some(self.auth.authenticate(header)?),
+        };
+        if let Some(claims) = &claims {
+            attempt.principal = claims.sub.clone();
+            attempt.role = format!("{:?}", claims.role).to_lowercase();
+        }
         let istat = match request.headers().get(ROUTING_HEADER) {
             Some(value) => routing_param(value.as_bytes())?,
             None => None,
@@ -227,8 +215,10 @@ impl State {
             )
         })?;
         attempt.comune = istat.resource_name();
-        authorize(&claims, istat.as_str())?;
-        let directory = &self.snapshot.directory;
+        policy::decide(rule, claims.as_ref(), Some(istat.as_str()))?;
+        self.directory.check_fresh()?;
+        let live = self.directory.current();
+        let directory = &live.snapshot.directory;
         if !directory.members.iter().any(|m| m.istat == istat.as_str()) {
             return Err(ApiError::not_found(ROUTING_HEADER, &istat.resource_name())
                 .with_metadata("reason_detail", "not a member of the federation")
@@ -248,25 +238,32 @@ impl State {
                     ),
                 )
             })?;
-        let channel = self.channels.get(&provider.node).cloned().ok_or_else(|| {
-            ApiError::internal(&format!(
-                "the directory names node {} but no channel exists",
-                provider.node
-            ))
-        })?;
+        let channel = live
+            .channels
+            .get(&provider.node)
+            .map(|(_, channel)| channel.clone())
+            .ok_or_else(|| {
+                ApiError::internal(&format!(
+                    "the directory names node {} but no channel exists",
+                    provider.node
+                ))
+            })?;
         attempt.node = format!("nodes/{}", provider.node);
-        tracing::debug!(method = %path, comune = %istat, node = %provider.node, sub = %claims.sub, "routing");
+        tracing::debug!(method = %path, comune = %istat, node = %provider.node, "routing");
 
         // The user's token stays at the gateway; the node gets the verified principal (which
         // it believes only from a gateway's certificate), and the trace continues there.
         let headers = request.headers_mut();
         headers.remove("authorization");
-        let principal = Principal::from_claims(&claims).encode();
-        match http::HeaderValue::try_from(principal) {
-            Ok(value) => {
-                headers.insert(PRINCIPAL_HEADER, value);
+        headers.remove(PRINCIPAL_HEADER);
+        if let Some(claims) = &claims {
+            let principal = Principal::from_claims(claims).encode();
+            match http::HeaderValue::try_from(principal) {
+                Ok(value) => {
+                    headers.insert(PRINCIPAL_HEADER, value);
+                }
+                Err(err) => return Err(ApiError::internal(&err).into()),
             }
-            Err(err) => return Err(ApiError::internal(&err).into()),
         }
         unione_kit::telemetry::inject_current(request.headers_mut());
         let node = provider.node.clone();
@@ -309,33 +306,5 @@ mod tests {
         );
         assert_eq!(function_of("/grpc.health.v1.Health/Check"), None);
         assert_eq!(function_of("nonsense"), None);
-    }
-
-    fn claims(role: Role, comuni: &[&str]) -> Claims {
-        Claims {
-            iss: "unione".into(),
-            sub: "u".into(),
-            role,
-            comuni: comuni.iter().map(|c| (*c).to_owned()).collect(),
-            fiscal_number: None,
-            iat: 0,
-            exp: i64::MAX,
-        }
-    }
-
-    #[test]
-    fn operators_act_only_for_their_comuni() {
-        assert!(authorize(&claims(Role::Admin, &[]), "011027").is_ok());
-        assert!(authorize(&claims(Role::Operator, &["011027"]), "011027").is_ok());
-        let err =
-            authorize(&claims(Role::Operator, &["011020"]), "011027").expect_err("out of scope");
-        assert_eq!(
-            (err.code, err.reason),
-            (Code::PermissionDenied, "COMUNE_OUT_OF_SCOPE")
-        );
-        let err = authorize(&claims(Role::Integrator, &[]), "011027").expect_err("no comuni");
-        assert_eq!(err.code, Code::PermissionDenied);
-        let err = authorize(&claims(Role::Citizen, &[]), "011027").expect_err("citizen");
-        assert_eq!(err.reason, "ROLE_NOT_ALLOWED");
     }
 }

@@ -689,3 +689,101 @@ async fn restarting_keeps_the_directory_version_until_the_file_changes() {
     let text = format!("{err:#}");
     assert!(text.contains("node nowhere is not listed"), "{text}");
 }
+
+/// The directory changes while the gateway runs, with no restart (DOMAIN.md, Federation): a
+/// new member served by a new node appears, is probed and becomes healthy; the change is a new
+/// version. Calls keep flowing throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_directory_changes_at_run_time() {
+    unione_kit::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let federation = Pki::new(dir.path().join("certs"), "Test federation");
+    let keys = dir.path().join("keys");
+    token::ensure_keys(&keys).expect("token keys");
+    let admin = token::Signer::load(&keys).expect("signer").issue(
+        "admin-1",
+        Role::Admin,
+        Vec::new(),
+        None,
+        1,
+    );
+    let (first_listener, first_addr) = bind().await;
+    let sarzana = Node::start(
+        first_listener,
+        &federation.files(Kind::Node, "sarzana", &federation.ca),
+        "sarzana",
+        &[(SARZANA, &[Function::Registry])],
+        &["unione.registry.v1.ResidentService"],
+    )
+    .await;
+    let mut directory = DirectoryFile {
+        members: vec![member(SARZANA, "Sarzana")],
+        nodes: vec![NodeEntry {
+            node_id: "sarzana".into(),
+            endpoint: format!("https://{first_addr}"),
+        }],
+        provisions: vec![provision(SARZANA, "registry", "sarzana")],
+    };
+    let path = dir.path().join("directory.toml");
+    std::fs::write(&path, toml::to_string(&directory).expect("toml")).expect("written");
+    let gateway = start_gateway(GatewayConfig {
+        directory_refresh_ms: 200,
+        directory_max_staleness_ms: 60_000,
+        ..gateway_config(
+            dir.path(),
+            federation.files(Kind::Gateway, "gateway", &federation.ca),
+            &keys,
+            &path,
+        )
+    })
+    .await;
+    let channel = client_channel(&gateway, &federation.ca).await;
+    wait_for(&channel, &admin, "Sarzana serving", |h| {
+        status_of(h, SARZANA) == ServingStatus::Serving
+    })
+    .await;
+
+    let (second_listener, second_addr) = bind().await;
+    let ameglia = Node::start(
+        second_listener,
+        &federation.files(Kind::Node, "ameglia", &federation.ca),
+        "ameglia",
+        &[(AMEGLIA, &[Function::Registry])],
+        &["unione.registry.v1.ResidentService"],
+    )
+    .await;
+    directory.members.push(member(AMEGLIA, "Ameglia"));
+    directory.nodes.push(NodeEntry {
+        node_id: "ameglia".into(),
+        endpoint: format!("https://{second_addr}"),
+    });
+    directory
+        .provisions
+        .push(provision(AMEGLIA, "registry", "ameglia"));
+    std::fs::write(&path, toml::to_string(&directory).expect("toml")).expect("written");
+
+    let h = wait_for(
+        &channel,
+        &admin,
+        "Ameglia joined and serving, Sarzana still serving",
+        |h| {
+            status_of(h, AMEGLIA) == ServingStatus::Serving
+                && status_of(h, SARZANA) == ServingStatus::Serving
+        },
+    )
+    .await;
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        health(&channel, &admin).await.directory_version,
+        2,
+        "the change is a new version"
+    );
+    assert_eq!(
+        gateway.directory_version, 1,
+        "the gateway was not restarted"
+    );
+
+    gateway.stop().await.expect("stops");
+    sarzana.stop().await;
+    ameglia.stop().await;
+}

@@ -28,6 +28,10 @@ pub enum Role {
     Integrator,
     /// An auditor: reads the audit log, nothing else.
     Auditor,
+    /// A payment service provider: only the provider calls of the payments service, for the
+    /// creditor comuni in `comuni`.
+    #[serde(rename = "payment_provider")]
+    PaymentProvider,
 }
 
 /// The claims of a token.

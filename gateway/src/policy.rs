@@ -1,0 +1,398 @@
+//! Who may call what: the gateway's one authorization table, and the guard that applies it to
+//! the gateway's own services (the routing proxy applies it to everything it routes).
+//!
+//! Each method matches the first rule whose prefix it starts with. A rule says whether a token
+//! is needed, which roles may call, and whether the call is scoped to a comune (then an
+//! operator, integrator or payment provider may act only for the comuni of its token, and a
+//! federation administrator for any). A refusal never says whether the comune or the resource
+//! exists: UNAUTHENTICATED for a missing or bad token, PERMISSION_DENIED for a valid principal
+//! outside its scope.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tonic::Code;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tower::Service;
+use unione_kit::ApiError;
+use unione_kit::names::ROUTING_HEADER;
+use unione_kit::token::{Claims, Role};
+
+use crate::api::Authenticator;
+
+/// Who may call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, with no token (rate-limited by the gateway).
+    Public,
+    /// A valid token with one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// One line of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    /// A method (`/pkg.Service/Method`) or a prefix of methods (`/pkg.Service/`).
+    pub prefix: &'static str,
+    /// Who may call.
+    pub access: Access,
+    /// Whether the call acts for one comune, which must be in the token's scope.
+    pub comune_scoped: bool,
+}
+
+const STAFF: &[Role] = &[Role::Admin, Role::Operator, Role::Integrator];
+const ANYONE_SIGNED_IN: &[Role] = &[
+    Role::Admin,
+    Role::Operator,
+    Role::Integrator,
+    Role::Citizen,
+    Role::Auditor,
+    Role::PaymentProvider,
+];
+
+/// The table. Order matters: the first matching prefix wins, so specific methods come first.
+pub const RULES: &[Rule] = &[
+    // The directory's list of members is public; the rest of the directory needs a token.
+    Rule {
+        prefix: "/unione.federation.v1.DirectoryService/ListMembers",
+        access: Access::Public,
+        comune_scoped: false,
+    },
+    Rule {
+        prefix: "/unione.federation.v1.DirectoryService/",
+        access: Access::Roles(ANYONE_SIGNED_IN),
+        comune_scoped: false,
+    },
+    Rule {
+        prefix: "/unione.federation.v1.AuditService/",
+        access: Access::Roles(&[Role::Admin, Role::Auditor]),
+        comune_scoped: false,
+    },
+    // Anyone may verify a certificate's code.
+    Rule {
+        prefix: "/unione.registry.v1.CertificateService/VerifyCertificate",
+        access: Access::Public,
+        comune_scoped: true,
+    },
+    // Payment providers make the provider calls, for the creditors they are enabled for.
+    Rule {
+        prefix: "/unione.payments.v1.PaymentProviderService/",
+        access: Access::Roles(&[Role::Admin, Role::PaymentProvider]),
+        comune_scoped: true,
+    },
+    // Every other service of a comune: its staff, and federation administrators.
+    Rule {
+        prefix: "/unione.registry.",
+        access: Access::Roles(STAFF),
+        comune_scoped: true,
+    },
+    Rule {
+        prefix: "/unione.payments.",
+        access: Access::Roles(STAFF),
+        comune_scoped: true,
+    },
+    Rule {
+        prefix: "/unione.quality.",
+        access: Access::Roles(STAFF),
+        comune_scoped: true,
+    },
+];
+
+/// The rule for a method, if any (a method no rule names is not served).
+pub fn rule_for(path: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|rule| path.starts_with(rule.prefix))
+}
+
+/// Decides a call: the rule, the verified claims (if a token was sent and verified) and the
+/// comune the call is routed for (ISTAT code), if any.
+pub fn decide(rule: &Rule, claims: Option<&Claims>, comune: Option<&str>) -> Result<(), ApiError> {
+    let roles = match rule.access {
+        Access::Public => return Ok(()),
+        Access::Roles(roles) => roles,
+    };
+    let Some(claims) = claims else {
+        return Err(ApiError::new(
+            Code::Unauthenticated,
+            "TOKEN_MISSING",
+            "this call needs `authorization: Bearer <token>`",
+        )
+        .with_metadata("header", "authorization"));
+    };
+    if !roles.contains(&claims.role) {
+        return Err(ApiError::new(
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+            "the token's role may not make this call",
+        ));
+    }
+    if rule.comune_scoped && claims.role != Role::Admin {
+        let in_scope = comune.is_some_and(|c| claims.comuni.iter().any(|own| own == c));
+        if !in_scope {
+            return Err(ApiError::new(
+                Code::PermissionDenied,
+                "COMUNE_OUT_OF_SCOPE",
+                "the token does not allow acting for this comune",
+            )
+            .with_field(ROUTING_HEADER));
+        }
+    }
+    Ok(())
+}
+
+/// A token bucket shared by the calls that come with no token (per gateway instance).
+#[derive(Clone)]
+pub struct PublicLimiter {
+    bucket: Arc<Mutex<(f64, Instant)>>,
+    rate: f64,
+    burst: f64,
+}
+
+impl PublicLimiter {
+    /// `per_second` calls a second, bursts of twice as many.
+    pub fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second.max(1));
+        Self {
+            bucket: Arc::new(Mutex::new((rate * 2.0, Instant::now()))),
+            rate,
+            burst: rate * 2.0,
+        }
+    }
+
+    /// Takes one call from the bucket, or RESOURCE_EXHAUSTED (reason `RATE_LIMITED`).
+    pub fn admit(&self) -> Result<(), ApiError> {
+        let mut guard = self
+            .bucket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (tokens, last) = &mut *guard;
+        let now = Instant::now();
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                Code::ResourceExhausted,
+                "RATE_LIMITED",
+                "too many calls without a token; retry later or sign in",
+            ))
+        }
+    }
+}
+
+/// Applies the table to one of the gateway's own services: verifies the token when the rule
+/// needs one, puts the claims in the request's extensions, and refuses what the rule refuses.
+#[derive(Clone)]
+pub struct Guard<S> {
+    inner: S,
+    auth: Authenticator,
+    public: PublicLimiter,
+}
+
+impl<S> Guard<S> {
+    /// Guards `inner`; calls with no token to public methods take from `public`.
+    pub fn new(inner: S, auth: Authenticator, public: PublicLimiter) -> Self {
+        Self {
+            inner,
+            auth,
+            public,
+        }
+    }
+}
+
+impl<S: NamedService> NamedService for Guard<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S> Service<http::Request<Body>> for Guard<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let path = request.uri().path().to_owned();
+        let header = request
+            .headers()
+            .get("authorization")
+            .map(|v| v.as_bytes().to_vec());
+        let verdict = (|| {
+            let rule = rule_for(&path).ok_or_else(|| {
+                ApiError::new(
+                    Code::Unimplemented,
+                    "UNKNOWN_METHOD",
+                    format!("{path} is not served here"),
+                )
+            })?;
+            let claims = match (rule.access, header) {
+                (Access::Public, None) => {
+                    self.public.admit()?;
+                    None
+                }
+                (_, header) => Some(
+                    self.auth
+                        .authenticate(header.as_deref())
+                        .map_err(ApiErrorOrStatus::Status)?,
+                ),
+            };
+            decide(rule, claims.as_ref(), None)?;
+            Ok::<_, ApiErrorOrStatus>(claims)
+        })();
+        match verdict {
+            Ok(claims) => {
+                if let Some(claims) = claims {
+                    request.extensions_mut().insert(claims);
+                }
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Box::pin(inner.call(request))
+            }
+            Err(refusal) => {
+                let status = refusal.into_status();
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+        }
+    }
+}
+
+/// A refusal from the table (an [`ApiError`]) or from token verification (a status).
+pub enum ApiErrorOrStatus {
+    /// From the table.
+    Api(ApiError),
+    /// From the token check.
+    Status(tonic::Status),
+}
+
+impl From<ApiError> for ApiErrorOrStatus {
+    fn from(err: ApiError) -> Self {
+        Self::Api(err)
+    }
+}
+
+impl ApiErrorOrStatus {
+    /// The status to answer with.
+    pub fn into_status(self) -> tonic::Status {
+        match self {
+            Self::Api(err) => err.into(),
+            Self::Status(status) => status,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(role: Role, comuni: &[&str]) -> Claims {
+        Claims {
+            iss: "unione".into(),
+            sub: "u".into(),
+            role,
+            comuni: comuni.iter().map(|c| (*c).to_owned()).collect(),
+            fiscal_number: None,
+            iat: 0,
+            exp: i64::MAX,
+        }
+    }
+
+    const METHODS: &[&str] = &[
+        "/unione.federation.v1.DirectoryService/ListMembers",
+        "/unione.federation.v1.DirectoryService/GetFederationHealth",
+        "/unione.federation.v1.AuditService/VerifyAuditLog",
+        "/unione.registry.v1.CertificateService/VerifyCertificate",
+        "/unione.registry.v1.ResidentService/ListResidents",
+        "/unione.registry.v1.ProtocolService/CreateRegistration",
+        "/unione.payments.v1.DebtPositionService/CreateDebtPosition",
+        "/unione.payments.v1.PaymentProviderService/SendReceipt",
+        "/unione.quality.v1.KpiService/ListKpis",
+    ];
+
+    /// The authorization matrix: every role (and no token) against every kind of method, for
+    /// its own comune (011027) and a foreign one (011020). `.` is allowed, `A` unauthenticated,
+    /// `R` role not allowed, `C` comune out of scope.
+    #[test]
+    fn the_authorization_matrix() {
+        let principals: Vec<(&str, Option<Claims>)> = vec![
+            ("none", None),
+            ("admin", Some(claims(Role::Admin, &[]))),
+            ("operator", Some(claims(Role::Operator, &["011027"]))),
+            ("integrator", Some(claims(Role::Integrator, &["011027"]))),
+            ("citizen", Some(claims(Role::Citizen, &[]))),
+            ("auditor", Some(claims(Role::Auditor, &[]))),
+            ("psp", Some(claims(Role::PaymentProvider, &["011027"]))),
+        ];
+        let verdict = |method: &str, who: Option<&Claims>, comune: &str| -> char {
+            let rule = rule_for(method).expect("every listed method has a rule");
+            match decide(rule, who, Some(comune)) {
+                Ok(()) => '.',
+                Err(e) if e.code == Code::Unauthenticated => 'A',
+                Err(e) if e.reason == "ROLE_NOT_ALLOWED" => 'R',
+                Err(e) if e.reason == "COMUNE_OUT_OF_SCOPE" => 'C',
+                Err(e) => panic!("unexpected refusal {e:?}"),
+            }
+        };
+        let mut table = String::new();
+        for method in METHODS {
+            let row: String = principals
+                .iter()
+                .flat_map(|(_, c)| {
+                    [
+                        verdict(method, c.as_ref(), "011027"),
+                        verdict(method, c.as_ref(), "011020"),
+                        ' ',
+                    ]
+                })
+                .collect();
+            table.push_str(&format!("{row}{method}\n"));
+        }
+        // Columns, each own/foreign: none, admin, operator, integrator, citizen, auditor, psp.
+        let expected = "\
+.. .. .. .. .. .. .. /unione.federation.v1.DirectoryService/ListMembers
+AA .. .. .. .. .. .. /unione.federation.v1.DirectoryService/GetFederationHealth
+AA .. RR RR RR .. RR /unione.federation.v1.AuditService/VerifyAuditLog
+.. .. .. .. .. .. .. /unione.registry.v1.CertificateService/VerifyCertificate
+AA .. .C .C RR RR RR /unione.registry.v1.ResidentService/ListResidents
+AA .. .C .C RR RR RR /unione.registry.v1.ProtocolService/CreateRegistration
+AA .. .C .C RR RR RR /unione.payments.v1.DebtPositionService/CreateDebtPosition
+AA .. RR RR RR RR .C /unione.payments.v1.PaymentProviderService/SendReceipt
+AA .. .C .C RR RR RR /unione.quality.v1.KpiService/ListKpis
+";
+        assert_eq!(table, expected, "\n{table}");
+    }
+
+    /// Calls with no token are limited per gateway: a burst of twice the rate, then refusals.
+    #[test]
+    fn public_calls_are_rate_limited() {
+        let limiter = PublicLimiter::new(5);
+        let admitted = (0..20).filter(|_| limiter.admit().is_ok()).count();
+        assert_eq!(admitted, 10);
+        let err = limiter.admit().expect_err("limited");
+        assert_eq!(
+            (err.code, err.reason),
+            (Code::ResourceExhausted, "RATE_LIMITED")
+        );
+    }
+
+    #[test]
+    fn unknown_methods_have_no_rule() {
+        assert!(rule_for("/unione.other.v1.X/Y").is_none());
+        assert!(rule_for("/grpc.health.v1.Health/Check").is_none());
+    }
+}
