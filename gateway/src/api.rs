@@ -355,7 +355,7 @@ mod tests {
                 directory,
                 ..Snapshot::default()
             }),
-            channels: std::collections::HashMap::new(),
+            pools: std::collections::HashMap::new(),
         };
         DirectoryApi::new(
             DirectoryHandle::new(live, std::time::Duration::from_secs(600)),

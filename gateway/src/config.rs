@@ -35,6 +35,14 @@ pub struct GatewayConfig {
     pub health_interval_ms: u64,
     /// How long one probe of a node may take, in milliseconds.
     pub probe_timeout_ms: u64,
+    /// Calls per second admitted for one user (token subject), per gateway instance.
+    pub calls_per_second_per_principal: u32,
+    /// Calls per second admitted for one comune, per gateway instance.
+    pub calls_per_second_per_comune: u32,
+    /// HTTP/2 connections kept to each node.
+    pub node_connections: usize,
+    /// The deadline, in milliseconds, given to routed calls that carry none.
+    pub default_deadline_ms: u64,
     /// How often the directory is re-read (the file, then the database), in milliseconds.
     pub directory_refresh_ms: u64,
     /// How long the gateway keeps routing on its last good directory when it cannot read a
@@ -64,6 +72,10 @@ impl Default for GatewayConfig {
             health_interval_ms: 2000,
             probe_timeout_ms: 1500,
             public_calls_per_second: 50,
+            calls_per_second_per_principal: 500,
+            calls_per_second_per_comune: 5_000,
+            node_connections: 4,
+            default_deadline_ms: 30_000,
             directory_refresh_ms: 60_000,
             directory_max_staleness_ms: 600_000,
             tls: TlsFiles::default(),
@@ -113,6 +125,11 @@ impl GatewayConfig {
         Duration::from_millis(self.probe_timeout_ms)
     }
 
+    /// The deadline of routed calls that carry none.
+    pub fn default_deadline(&self) -> Duration {
+        Duration::from_millis(self.default_deadline_ms)
+    }
+
     /// The directory refresh interval.
     pub fn directory_refresh(&self) -> Duration {
         Duration::from_millis(self.directory_refresh_ms)
@@ -156,6 +173,19 @@ impl Validate for GatewayConfig {
             self.probe_timeout_ms >= 10,
             "probe_timeout_ms must be at least 10 (got {})",
             self.probe_timeout_ms
+        );
+        ensure!(
+            self.calls_per_second_per_principal > 0 && self.calls_per_second_per_comune > 0,
+            "calls_per_second_per_principal and calls_per_second_per_comune must be at least 1"
+        );
+        ensure!(
+            (1..=64).contains(&self.node_connections),
+            "node_connections must be 1 to 64 (got {})",
+            self.node_connections
+        );
+        ensure!(
+            self.default_deadline_ms >= 10,
+            "default_deadline_ms must be at least 10"
         );
         ensure!(
             self.directory_refresh_ms >= 100,

@@ -135,7 +135,8 @@ pub async fn start_on(
         tracing::warn!("the database holds no directory and no directory_file is configured");
     }
     let directory = live::DirectoryHandle::new(
-        live::live(snapshot.clone(), &config.tls, None).context("channels to the nodes")?,
+        live::live(snapshot.clone(), &config.tls, config.node_connections, None)
+            .context("channels to the nodes")?,
         config.directory_max_staleness(),
     );
 
@@ -148,6 +149,7 @@ pub async fn start_on(
             directory_file: config.directory_file.clone(),
             interval: config.directory_refresh(),
             tls: config.tls.clone(),
+            pool_size: config.node_connections,
             timing: Timing {
                 interval: config.health_interval(),
                 timeout: config.probe_timeout(),
@@ -160,7 +162,10 @@ pub async fn start_on(
 
     let max = config.limits.max_message_bytes;
     let mut builder = ServerBuilder::new();
-    let public = policy::PublicLimiter::new(config.public_calls_per_second);
+    let public = policy::RateLimiter::new(
+        config.public_calls_per_second,
+        "gateway (calls without a token)",
+    );
     builder.add(policy::Guard::new(
         DirectoryServiceServer::new(DirectoryApi::new(directory.clone(), board))
             .max_decoding_message_size(max)
@@ -177,7 +182,15 @@ pub async fn start_on(
         directory,
         Authenticator::new(verifier),
         audit_sink,
-        public,
+        routing::RouteLimits {
+            public,
+            per_principal: policy::RateLimiter::new(
+                config.calls_per_second_per_principal,
+                "principal",
+            ),
+            per_comune: policy::RateLimiter::new(config.calls_per_second_per_comune, "comune"),
+            default_deadline: config.default_deadline(),
+        },
     ));
 
     let metrics = Metrics::new();

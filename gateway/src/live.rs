@@ -18,7 +18,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 use unione_kit::storage::now_micros;
 use unione_kit::tls::TlsFiles;
 use unione_kit::{ApiError, Database};
@@ -26,15 +25,15 @@ use unione_kit::{ApiError, Database};
 use crate::audit::{AuditSink, Entry};
 use crate::directory::DirectoryFile;
 use crate::prober::{self, HealthBoard, Timing};
-use crate::routing::node_channels;
+use crate::routing::NodePool;
 use crate::store::{self, Snapshot};
 
 /// One installed version of the directory, with a channel per node.
 pub struct Live {
     /// The directory.
     pub snapshot: Arc<Snapshot>,
-    /// node id -> (endpoint, channel).
-    pub channels: HashMap<String, (String, Channel)>,
+    /// node id -> its connection pool.
+    pub pools: HashMap<String, Arc<NodePool>>,
 }
 
 /// The current directory, shared by the API, the proxy and the refresher.
@@ -103,26 +102,27 @@ pub fn check_fresh(last_ok: i64, now: i64, max_staleness: Duration) -> Result<()
     Ok(())
 }
 
-/// Builds the channels for `snapshot`, reusing those of `previous` whose endpoint is unchanged.
+/// Builds the connection pools for `snapshot` (`size` connections per node), reusing those of
+/// `previous` whose endpoint is unchanged.
 pub fn live(
     snapshot: Arc<Snapshot>,
     tls: &TlsFiles,
+    size: usize,
     previous: Option<&Live>,
 ) -> anyhow::Result<Live> {
-    let mut fresh = node_channels(&snapshot, tls)?;
-    let mut channels = HashMap::new();
+    let mut pools = HashMap::new();
     for node in &snapshot.directory.nodes {
         let kept = previous
-            .and_then(|p| p.channels.get(&node.node_id))
-            .filter(|(endpoint, _)| endpoint == &node.endpoint)
-            .map(|(_, channel)| channel.clone());
-        let channel = match kept {
-            Some(channel) => channel,
-            None => fresh.remove(&node.node_id).context("a channel per node")?,
+            .and_then(|p| p.pools.get(&node.node_id))
+            .filter(|pool| pool.endpoint == node.endpoint)
+            .cloned();
+        let pool = match kept {
+            Some(pool) => pool,
+            None => Arc::new(NodePool::connect(node, tls, size)?),
         };
-        channels.insert(node.node_id.clone(), (node.endpoint.clone(), channel));
+        pools.insert(node.node_id.clone(), pool);
     }
-    Ok(Live { snapshot, channels })
+    Ok(Live { snapshot, pools })
 }
 
 /// What the refresher needs.
@@ -137,6 +137,8 @@ pub struct Refresher {
     pub interval: Duration,
     /// TLS for the channels.
     pub tls: TlsFiles,
+    /// Connections per node.
+    pub pool_size: usize,
     /// Probe timing.
     pub timing: Timing,
     /// Where probes write.
@@ -228,7 +230,7 @@ impl Refresher {
             return Ok(None);
         }
         let snapshot = Arc::new(snapshot);
-        let next = live(snapshot.clone(), &self.tls, Some(&current))?;
+        let next = live(snapshot.clone(), &self.tls, self.pool_size, Some(&current))?;
         tracing::info!(version = snapshot.version, "directory version installed");
         self.handle.install(next);
         Ok(Some(snapshot))

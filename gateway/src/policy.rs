@@ -8,6 +8,7 @@
 //! exists: UNAUTHENTICATED for a missing or bad token, PERMISSION_DENIED for a valid principal
 //! outside its scope.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -143,33 +144,46 @@ pub fn decide(rule: &Rule, claims: Option<&Claims>, comune: Option<&str>) -> Res
     Ok(())
 }
 
-/// A token bucket shared by the calls that come with no token (per gateway instance).
+/// Token buckets per key (a principal, a comune, or `public` for calls with no token), per
+/// gateway instance: `per_second` calls a second, bursts of twice as many.
 #[derive(Clone)]
-pub struct PublicLimiter {
-    bucket: Arc<Mutex<(f64, Instant)>>,
+pub struct RateLimiter {
+    buckets: Arc<Mutex<HashMap<String, (f64, Instant)>>>,
     rate: f64,
     burst: f64,
+    what: &'static str,
 }
 
-impl PublicLimiter {
-    /// `per_second` calls a second, bursts of twice as many.
-    pub fn new(per_second: u32) -> Self {
+/// Keys kept before idle buckets are dropped.
+const MAX_BUCKETS: usize = 10_000;
+
+impl RateLimiter {
+    /// A limiter of `per_second` calls per key; `what` names the key in refusals.
+    pub fn new(per_second: u32, what: &'static str) -> Self {
         let rate = f64::from(per_second.max(1));
         Self {
-            bucket: Arc::new(Mutex::new((rate * 2.0, Instant::now()))),
+            buckets: Arc::new(Mutex::new(HashMap::new())),
             rate,
             burst: rate * 2.0,
+            what,
         }
     }
 
-    /// Takes one call from the bucket, or RESOURCE_EXHAUSTED (reason `RATE_LIMITED`).
-    pub fn admit(&self) -> Result<(), ApiError> {
-        let mut guard = self
-            .bucket
+    /// Takes one call from `key`'s bucket, or RESOURCE_EXHAUSTED (reason `RATE_LIMITED`).
+    pub fn admit(&self, key: &str) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let mut buckets = self
+            .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (tokens, last) = &mut *guard;
-        let now = Instant::now();
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
+            // Full buckets of idle keys carry no information: drop them.
+            let (rate, burst) = (self.rate, self.burst);
+            buckets.retain(|_, (tokens, last)| {
+                *tokens + now.duration_since(*last).as_secs_f64() * rate < burst
+            });
+        }
+        let (tokens, last) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
@@ -179,8 +193,9 @@ impl PublicLimiter {
             Err(ApiError::new(
                 Code::ResourceExhausted,
                 "RATE_LIMITED",
-                "too many calls without a token; retry later or sign in",
-            ))
+                format!("too many calls for this {}; retry later", self.what),
+            )
+            .with_metadata("limit", self.what))
         }
     }
 }
@@ -191,12 +206,12 @@ impl PublicLimiter {
 pub struct Guard<S> {
     inner: S,
     auth: Authenticator,
-    public: PublicLimiter,
+    public: RateLimiter,
 }
 
 impl<S> Guard<S> {
     /// Guards `inner`; calls with no token to public methods take from `public`.
-    pub fn new(inner: S, auth: Authenticator, public: PublicLimiter) -> Self {
+    pub fn new(inner: S, auth: Authenticator, public: RateLimiter) -> Self {
         Self {
             inner,
             auth,
@@ -243,7 +258,7 @@ where
             })?;
             let claims = match (rule.access, header) {
                 (Access::Public, None) => {
-                    self.public.admit()?;
+                    self.public.admit("public")?;
                     None
                 }
                 (_, header) => Some(
@@ -377,17 +392,18 @@ AA .. .C .C RR RR RR /unione.quality.v1.KpiService/ListKpis
         assert_eq!(table, expected, "\n{table}");
     }
 
-    /// Calls with no token are limited per gateway: a burst of twice the rate, then refusals.
+    /// Calls are limited per key: a burst of twice the rate, then refusals; keys are apart.
     #[test]
-    fn public_calls_are_rate_limited() {
-        let limiter = PublicLimiter::new(5);
-        let admitted = (0..20).filter(|_| limiter.admit().is_ok()).count();
+    fn calls_are_rate_limited_per_key() {
+        let limiter = RateLimiter::new(5, "principal");
+        let admitted = (0..20).filter(|_| limiter.admit("a").is_ok()).count();
         assert_eq!(admitted, 10);
-        let err = limiter.admit().expect_err("limited");
+        let err = limiter.admit("a").expect_err("limited");
         assert_eq!(
             (err.code, err.reason),
             (Code::ResourceExhausted, "RATE_LIMITED")
         );
+        assert!(limiter.admit("b").is_ok(), "another key has its own bucket");
     }
 
     #[test]

@@ -9,10 +9,10 @@
 //! Who may call what is decided by the one table in [`crate::policy`], for the comune the call
 //! is routed for. A refusal never says whether the comune or the resource exists.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -30,10 +30,9 @@ use unione_kit::tls::TlsFiles;
 
 use crate::api::Authenticator;
 use crate::audit::{AuditSink, Entry};
-use crate::directory::Function;
+use crate::directory::{Function, NodeEntry};
 use crate::live::DirectoryHandle;
-use crate::policy::{self, Access, PublicLimiter};
-use crate::store::Snapshot;
+use crate::policy::{self, Access, RateLimiter};
 
 /// The function a gRPC method belongs to, read from its package: `/unione.registry.v1.X/Y`
 /// is the registry.
@@ -51,26 +50,80 @@ pub fn function_of(path: &str) -> Option<Function> {
     }
 }
 
-/// One mutual-TLS channel per node, connected lazily, verifying the node's identity.
-pub fn node_channels(
-    snapshot: &Snapshot,
-    tls: &TlsFiles,
-) -> anyhow::Result<HashMap<String, Channel>> {
-    let mut channels = HashMap::new();
-    for node in &snapshot.directory.nodes {
+/// Consecutive transport failures after which a node is ejected.
+const EJECT_AFTER: u32 = 3;
+/// How long an ejected node is failed fast before it is tried again.
+const EJECTION: Duration = Duration::from_secs(5);
+
+/// A few HTTP/2 connections to one node (one tonic channel is one connection), used in turn,
+/// with passive outlier detection: after consecutive transport failures the node is failed
+/// fast for a while, so calls for other comuni never queue behind a dead node.
+pub struct NodePool {
+    /// The endpoint the pool dials.
+    pub endpoint: String,
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+    /// Passive outlier detection.
+    pub outlier: Outlier,
+}
+
+/// Consecutive transport failures of a node, and until when it is ejected.
+#[derive(Default)]
+pub struct Outlier {
+    failures: AtomicU32,
+    ejected_until: AtomicI64,
+}
+
+impl Outlier {
+    /// Fails fast while the node is ejected.
+    pub fn check(&self, node: &str, now: i64) -> Result<(), ApiError> {
+        if now < self.ejected_until.load(Ordering::Relaxed) {
+            return Err(ApiError::unavailable(
+                "NODE_UNAVAILABLE",
+                "the node serving this comune is failing; retry later",
+            )
+            .with_metadata("node", node));
+        }
+        Ok(())
+    }
+
+    /// Records the outcome of a call at the transport level.
+    pub fn record(&self, reached: bool, now: i64) {
+        if reached {
+            self.failures.store(0, Ordering::Relaxed);
+        } else if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= EJECT_AFTER {
+            self.failures.store(0, Ordering::Relaxed);
+            let until = now + i64::try_from(EJECTION.as_micros()).expect("seconds fit");
+            self.ejected_until.store(until, Ordering::Relaxed);
+        }
+    }
+}
+
+impl NodePool {
+    /// `size` lazily connected mutual-TLS channels to `node`, verifying its identity.
+    pub fn connect(node: &NodeEntry, tls: &TlsFiles, size: usize) -> anyhow::Result<Self> {
         let config = tls.mutual_client(&Kind::Node.identity(&node.node_id))?;
-        let channel = Endpoint::from_shared(node.endpoint.clone())
+        let endpoint = Endpoint::from_shared(node.endpoint.clone())
             .with_context(|| format!("node {}: endpoint", node.node_id))?
             .tls_config(config)
             .with_context(|| format!("node {}: TLS", node.node_id))?
             .connect_timeout(Duration::from_secs(2))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
-            .tcp_nodelay(true)
-            .connect_lazy();
-        channels.insert(node.node_id.clone(), channel);
+            .tcp_nodelay(true);
+        Ok(Self {
+            endpoint: node.endpoint.clone(),
+            channels: (0..size.max(1)).map(|_| endpoint.connect_lazy()).collect(),
+            next: AtomicUsize::new(0),
+            outlier: Outlier::default(),
+        })
     }
-    Ok(channels)
+
+    /// The next channel.
+    pub fn pick(&self) -> Channel {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[i].clone()
+    }
 }
 
 /// The routing proxy, served as the gateway's fallback for every method it does not answer
@@ -84,7 +137,20 @@ struct State {
     directory: DirectoryHandle,
     auth: Authenticator,
     audit: AuditSink,
-    public: PublicLimiter,
+    limits: RouteLimits,
+}
+
+/// Limits on routed calls.
+#[derive(Clone)]
+pub struct RouteLimits {
+    /// Calls with no token (public methods).
+    pub public: RateLimiter,
+    /// Calls per principal.
+    pub per_principal: RateLimiter,
+    /// Calls per comune.
+    pub per_comune: RateLimiter,
+    /// The deadline given to calls that carry none.
+    pub default_deadline: Duration,
 }
 
 /// What is known of a call as it is routed, for its audit entry.
@@ -103,14 +169,14 @@ impl Proxy {
         directory: DirectoryHandle,
         auth: Authenticator,
         audit: AuditSink,
-        public: PublicLimiter,
+        limits: RouteLimits,
     ) -> Self {
         Self {
             state: Arc::new(State {
                 directory,
                 auth,
                 audit,
-                public,
+                limits,
             }),
         }
     }
@@ -194,7 +260,7 @@ impl State {
         let header = request.headers().get("authorization").map(|v| v.as_bytes());
         let claims = match (rule.access, header) {
             (Access::Public, None) => {
-                self.public.admit()?;
+                self.limits.public.admit("public")?;
                 None
             }
             (_, header) => Some(self.auth.authenticate(header)?),
@@ -216,6 +282,10 @@ impl State {
         })?;
         attempt.comune = istat.resource_name();
         policy::decide(rule, claims.as_ref(), Some(istat.as_str()))?;
+        if let Some(claims) = &claims {
+            self.limits.per_principal.admit(&claims.sub)?;
+        }
+        self.limits.per_comune.admit(istat.as_str())?;
         self.directory.check_fresh()?;
         let live = self.directory.current();
         let directory = &live.snapshot.directory;
@@ -238,16 +308,15 @@ impl State {
                     ),
                 )
             })?;
-        let channel = live
-            .channels
-            .get(&provider.node)
-            .map(|(_, channel)| channel.clone())
-            .ok_or_else(|| {
-                ApiError::internal(&format!(
-                    "the directory names node {} but no channel exists",
-                    provider.node
-                ))
-            })?;
+        let pool = live.pools.get(&provider.node).cloned().ok_or_else(|| {
+            ApiError::internal(&format!(
+                "the directory names node {} but no connection pool exists",
+                provider.node
+            ))
+        })?;
+        pool.outlier.check(&provider.node, now_micros())?;
+        let channel = pool.pick();
+
         attempt.node = format!("nodes/{}", provider.node);
         tracing::debug!(method = %path, comune = %istat, node = %provider.node, "routing");
 
@@ -267,7 +336,18 @@ impl State {
         }
         unione_kit::telemetry::inject_current(request.headers_mut());
         let node = provider.node.clone();
-        match channel.oneshot(request).await {
+        // A call with no deadline gets the gateway's default, which the node honours too.
+        if !request.headers().contains_key("grpc-timeout")
+            && let Ok(value) = http::HeaderValue::try_from(format!(
+                "{}m",
+                self.limits.default_deadline.as_millis()
+            ))
+        {
+            request.headers_mut().insert("grpc-timeout", value);
+        }
+        let outcome = channel.oneshot(request).await;
+        pool.outlier.record(outcome.is_ok(), now_micros());
+        match outcome {
             Ok(response) => Ok(response),
             Err(err) => {
                 tracing::warn!(%node, error = %err, "node unreachable");
@@ -285,6 +365,34 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node that keeps failing is failed fast for a while, then tried again; one success
+    /// clears its record.
+    #[test]
+    fn failing_nodes_are_ejected_then_retried() {
+        let o = Outlier::default();
+        o.record(false, 0);
+        o.record(false, 1);
+        assert!(
+            o.check("n", 2).is_ok(),
+            "two failures are not yet an outlier"
+        );
+        o.record(true, 2);
+        o.record(false, 3);
+        o.record(false, 4);
+        assert!(o.check("n", 5).is_ok(), "a success resets the count");
+        o.record(false, 5);
+        let err = o.check("n", 6).expect_err("ejected");
+        assert_eq!(
+            (err.code, err.reason),
+            (Code::Unavailable, "NODE_UNAVAILABLE")
+        );
+        let later = 5 + i64::try_from(EJECTION.as_micros()).expect("fits");
+        assert!(
+            o.check("n", later).is_ok(),
+            "tried again after the ejection"
+        );
+    }
 
     #[test]
     fn functions_are_read_from_the_package() {
