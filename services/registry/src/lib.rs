@@ -1,7 +1,11 @@
 //! The registry office of Unione (`unione.registry.v1.ResidentService`): the resident records
 //! of each comune a node serves (DOMAIN.md "Registry", DPR 223/1989), each checked against the
 //! codice fiscale rules (DOMAIN.md "Check digits"); and the protocol register
-//! (`unione.registry.v1.ProtocolService`, [`protocol_service`]; DPR 445/2000 artt. 53-57).
+//! (`unione.registry.v1.ProtocolService`, [`protocol_service`]; DPR 445/2000 artt. 53-57);
+//! households and residence events (`unione.registry.v1.HouseholdService`,
+//! [`household_service`]), every change going to ANPR first through
+//! [`domain::anpr::AnprConnector`]; and sealed certificates with a verification code
+//! (`unione.registry.v1.CertificateService`, [`certificate_service`]; CAD art. 23).
 //!
 //! Three layers, one direction: [`grpc`] (decode, check the comune, map errors) calls
 //! [`domain`] (rules, the codice fiscale; no I/O) and [`storage`] (sqlx over the node's
@@ -13,8 +17,12 @@ pub mod grpc;
 pub mod storage;
 
 pub use grpc::ResidentApi;
+pub use grpc::certificate::CertificateApi;
+pub use grpc::household::HouseholdApi;
 pub use grpc::protocol::ProtocolApi;
 use unione_kit::{Database, Served};
+use unione_proto::registry::v1::certificate_service_server::CertificateServiceServer;
+use unione_proto::registry::v1::household_service_server::HouseholdServiceServer;
 use unione_proto::registry::v1::protocol_service_server::ProtocolServiceServer;
 use unione_proto::registry::v1::resident_service_server::ResidentServiceServer;
 
@@ -39,4 +47,26 @@ pub const PROTOCOL_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 pub fn protocol_service(db: Database, served: Served) -> ProtocolServiceServer<ProtocolApi> {
     ProtocolServiceServer::new(ProtocolApi::new(db, served))
         .max_decoding_message_size(PROTOCOL_MAX_MESSAGE_BYTES)
+}
+
+/// The household and residence-event service (`unione.registry.v1.HouseholdService`;
+/// DOMAIN.md "Registry", Residents) for the comuni in `served`, over a database already
+/// migrated with [`migrations`], with [`domain::anpr::NoAnpr`]: this comune's register is
+/// authoritative until an ANPR connector is configured (then build it with
+/// [`HouseholdApi::with_anpr`]). From an RPC to its SQL: `grpc::household::HouseholdApi` ->
+/// `domain::household` (and `domain::anpr`) -> `storage::household`.
+pub fn household_service(db: Database, served: Served) -> HouseholdServiceServer<HouseholdApi> {
+    HouseholdServiceServer::new(HouseholdApi::new(db, served))
+}
+
+/// The certificate service (`unione.registry.v1.CertificateService`; DOMAIN.md "Registry",
+/// CAD art. 23) for the comuni in `served`, over a database already migrated with
+/// [`migrations`]. VerifyCertificate needs no principal. From an RPC to its SQL:
+/// `grpc::certificate::CertificateApi` -> `domain::certificate` (and `domain::pdf`) ->
+/// `storage::certificate`.
+pub fn certificate_service(
+    db: Database,
+    served: Served,
+) -> CertificateServiceServer<CertificateApi> {
+    CertificateServiceServer::new(CertificateApi::new(db, served))
 }

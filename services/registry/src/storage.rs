@@ -13,6 +13,8 @@ use unione_kit::{Database, Istat};
 
 use crate::domain::{Address, RegistrationReason, Resident, Sex};
 
+pub mod certificate;
+pub mod household;
 pub mod protocol;
 
 /// The registry service's migrations (table `registry_residents`, migrations table
@@ -168,7 +170,8 @@ macro_rules! select_residents {
     };
 }
 
-/// Adds a resident to `comune` under a new id, in the caller's write transaction
+/// Adds a resident to `comune` under a new id, with its registration as the first residence
+/// event (same id), in the caller's write transaction
 /// (`Database::begin_write`), so the caller can store the idempotent response with it.
 /// Returns [`Inserted::AlreadyResident`], writing nothing, when a current resident of the
 /// comune has the same codice fiscale (the unique index decides, so two concurrent inserts
@@ -213,6 +216,7 @@ pub async fn insert_resident(
     if done.rows_affected() != 1 {
         return Ok(Inserted::AlreadyResident);
     }
+    household::insert_registration(&mut *conn, comune, &id, resident, now).await?;
     Ok(Inserted::Created(Box::new(StoredResident {
         page_key: PageKey {
             family_key,
@@ -227,6 +231,22 @@ pub async fn insert_resident(
     })))
 }
 
+/// A resident of `comune` by id (current or struck off), read on `conn` (inside a
+/// transaction, or a connection of the pool).
+pub async fn read_resident(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    id: &str,
+) -> Result<Option<StoredResident>, sqlx::Error> {
+    let row: Option<ResidentRow> =
+        sqlx::query_as(select_residents!(" WHERE comune = $1 AND id = $2"))
+            .bind(comune.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    row.map(StoredResident::try_from).transpose()
+}
+
 /// A resident of `comune` by id (current or struck off).
 pub async fn get_resident(
     db: &Database,
@@ -238,6 +258,37 @@ pub async fn get_resident(
             .bind(comune.as_str())
             .bind(id)
             .fetch_optional(db.pool())
+            .await?;
+    row.map(StoredResident::try_from).transpose()
+}
+
+/// A resident of `comune` by id, locked for a change in the caller's write transaction: its
+/// revision is bumped first (which takes the row lock on PostgreSQL), so that two changes of
+/// the same person run one after the other. `None`, changing nothing, when there is no such
+/// record.
+pub async fn lock_resident(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    id: &str,
+    now: i64,
+) -> Result<Option<StoredResident>, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE registry_residents SET revision = revision + 1, update_time = $3 \
+         WHERE comune = $1 AND id = $2",
+    )
+    .bind(comune.as_str())
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let row: Option<ResidentRow> =
+        sqlx::query_as(select_residents!(" WHERE comune = $1 AND id = $2"))
+            .bind(comune.as_str())
+            .bind(id)
+            .fetch_optional(&mut *conn)
             .await?;
     row.map(StoredResident::try_from).transpose()
 }

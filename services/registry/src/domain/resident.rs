@@ -268,7 +268,8 @@ pub fn is_postal_code(code: &str) -> bool {
     code.len() == 5 && code.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn address(given: Option<Address>) -> Result<Address, RegistryError> {
+/// A required address of a new resident, checked (fields named `resident.address.*`).
+pub(crate) fn address(given: Option<Address>) -> Result<Address, RegistryError> {
     let given = given.ok_or(RegistryError::Required {
         field: "resident.address",
     })?;
@@ -318,7 +319,10 @@ fn text(field: &'static str, value: &str, max: usize) -> Result<String, Registry
 
 /// A required full date: missing (or all zero) is `FIELD_REQUIRED`, a partial or impossible
 /// date (30 February) is `INVALID_DATE`.
-fn date(field: &'static str, given: Option<CivilDate>) -> Result<NaiveDate, RegistryError> {
+pub(crate) fn date(
+    field: &'static str,
+    given: Option<CivilDate>,
+) -> Result<NaiveDate, RegistryError> {
     let given = match given {
         None
         | Some(CivilDate {
