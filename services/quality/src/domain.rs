@@ -121,6 +121,8 @@ codes!(Channel {
 
 pub mod calendar;
 pub mod complaints;
+pub mod improvement;
+pub mod review;
 pub mod surveys;
 
 /// Units of the standard catalogue. The unit decides which values are possible

@@ -1,5 +1,6 @@
-//! The gRPC handlers of `unione.quality.v1.KpiService` (here), `SurveyService` ([`surveys`])
-//! and `ComplaintService` ([`complaints`]): decode the request, parse resource names, check the
+//! The gRPC handlers of `unione.quality.v1.KpiService` (here), `SurveyService` ([`surveys`]),
+//! `ComplaintService` ([`complaints`]), `ImprovementService` ([`improvement`]) and
+//! `ReviewService` ([`review`]): decode the request, parse resource names, check the
 //! comune against the routing header and this node's served comuni, call the domain and
 //! storage, and map errors to `google.rpc.Status` with an `ErrorInfo`.
 
@@ -21,12 +22,15 @@ use crate::domain::{self, Kpi, QualityError, Reading, Status};
 use crate::storage::{self, StoredMeasurement};
 
 pub mod complaints;
+pub mod improvement;
+pub mod review;
+mod review_html;
 pub mod surveys;
 
 /// `comuni/{istat}`.
 const COMUNE: &[&str] = &["comuni", "*"];
 /// `comuni/{istat}/kpis/{kpi_id}`.
-const KPI: &[&str] = &["comuni", "*", "kpis", "*"];
+pub(crate) const KPI: &[&str] = &["comuni", "*", "kpis", "*"];
 
 /// Every rule the domain refuses is invalid input, on the field it names.
 impl From<QualityError> for ApiError {

@@ -13,6 +13,8 @@ use unione_kit::{Database, Istat};
 use crate::domain::{Kpi, Normalisation, PeriodKind, Polarity, Reading, Source, Status};
 
 pub mod complaints;
+pub mod improvement;
+pub mod review;
 pub mod surveys;
 
 /// The quality service's migrations (tables `quality_*`, migrations table

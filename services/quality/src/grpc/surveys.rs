@@ -223,23 +223,28 @@ impl SurveyApi {
             min_sample_size: stored.survey.min_sample_size,
             ..Default::default()
         };
-        match stored.survey.results(&responses) {
-            Results::Suppressed { response_count } => {
-                out.response_count = response_count;
-                out.suppressed = true;
-            }
-            Results::Published(p) => {
-                out.response_count = p.response_count;
-                out.satisfaction_index = p.satisfaction_index.map(estimate_to_pb);
-                out.net_promoter_score = p.net_promoter_score.map(estimate_to_pb);
-                if let Some(shares) = p.shares {
-                    out.green_share = Some(estimate_to_pb(shares.green));
-                    out.yellow_share = Some(estimate_to_pb(shares.yellow));
-                    out.red_share = Some(estimate_to_pb(shares.red));
-                }
+        fill_results(&mut out, stored.survey.results(&responses));
+        Ok(out)
+    }
+}
+
+/// Sets the counts and estimates of `results` on their wire form.
+pub(crate) fn fill_results(out: &mut pb::SurveyResults, results: Results) {
+    match results {
+        Results::Suppressed { response_count } => {
+            out.response_count = response_count;
+            out.suppressed = true;
+        }
+        Results::Published(p) => {
+            out.response_count = p.response_count;
+            out.satisfaction_index = p.satisfaction_index.map(estimate_to_pb);
+            out.net_promoter_score = p.net_promoter_score.map(estimate_to_pb);
+            if let Some(shares) = p.shares {
+                out.green_share = Some(estimate_to_pb(shares.green));
+                out.yellow_share = Some(estimate_to_pb(shares.yellow));
+                out.red_share = Some(estimate_to_pb(shares.red));
             }
         }
-        Ok(out)
     }
 }
 
