@@ -656,6 +656,95 @@ async fn calls_are_routed_by_comune_through_the_gateway() {
         (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned())
     );
 
+    // The list of members is public; everything else needs a token.
+    let members = DirectoryServiceClient::new(channel.clone())
+        .list_members(ListMembersRequest::default())
+        .await
+        .expect("anyone may list the members")
+        .into_inner()
+        .members;
+    assert_eq!(members.len(), 6);
+
+    // Anyone may verify a certificate's code, with no token: the seal is checked.
+    use unione_proto::registry::v1::VerifyCertificateRequest;
+    use unione_proto::registry::v1::certificate_service_client::CertificateServiceClient;
+    let verified = CertificateServiceClient::new(channel.clone())
+        .verify_certificate(routed(
+            "011027",
+            VerifyCertificateRequest {
+                parent: "comuni/011027".into(),
+                verification_code: demo["certificate_code"].as_str().expect("code").to_owned(),
+            },
+        ))
+        .await
+        .expect("a certificate's code verifies with no token")
+        .into_inner();
+    assert!(verified.seal_valid, "{verified:?}");
+
+    // The provider calls are for payment providers only, for the creditors they serve.
+    use unione_proto::payments::v1::VerifyNoticeRequest;
+    use unione_proto::payments::v1::payment_provider_service_client::PaymentProviderServiceClient;
+    let psp = demo["tokens"]["payment_provider"]
+        .as_str()
+        .expect("psp token")
+        .to_owned();
+    let notice = {
+        let page = DebtPositionServiceClient::new(channel.clone())
+            .list_debt_positions(with_token_and_route(
+                ListDebtPositionsRequest {
+                    parent: "comuni/011027".into(),
+                    page_size: 1,
+                    page_token: String::new(),
+                },
+                Some(&admin),
+                Some("011027"),
+            ))
+            .await
+            .expect("positions")
+            .into_inner();
+        format!(
+            "comuni/011027/notices/{}",
+            page.debt_positions[0].payment_options[0].notice_number
+        )
+    };
+    let mut provider = PaymentProviderServiceClient::new(channel.clone());
+    let verified = provider
+        .verify_notice(with_token_and_route(
+            VerifyNoticeRequest {
+                name: notice.clone(),
+            },
+            Some(&psp),
+            Some("011027"),
+        ))
+        .await
+        .expect("a payment provider verifies a notice")
+        .into_inner();
+    assert!(verified.amount_cents > 0);
+    let status = provider
+        .verify_notice(with_token_and_route(
+            VerifyNoticeRequest { name: notice },
+            Some(&sarzana_op),
+            Some("011027"),
+        ))
+        .await
+        .expect_err("operators do not make provider calls");
+    assert_eq!(
+        (status.code(), reason_and_field(&status).0),
+        (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned())
+    );
+    assert_eq!(
+        refused(
+            residents
+                .list_residents(with_token_and_route(
+                    residents_of("011027"),
+                    Some(&psp),
+                    Some("011027")
+                ))
+                .await
+        ),
+        (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned())
+    );
+
     // Every routed call is in the audit log, with who, what, for which comune, where and the
     // outcome; the chain verifies; usage is metered per comune and function.
     use unione_proto::federation::v1::audit_service_client::AuditServiceClient;

@@ -170,6 +170,9 @@ pub struct DemoInfo {
     pub tokens: Tokens,
     /// The citizen token's codice fiscale (a seeded resident of Sarzana).
     pub citizen_fiscal_number: String,
+    /// The verification code of a certificate issued to that citizen by Sarzana: anyone may
+    /// verify it, with no token.
+    pub certificate_code: String,
     /// The nodes, with their gRPC and metrics addresses.
     pub nodes: Vec<NodeInfo>,
     /// The gateway's metrics endpoint.
@@ -189,6 +192,14 @@ pub struct Tokens {
     pub citizen: String,
     /// One operator per comune, by ISTAT code.
     pub operators: BTreeMap<String, String>,
+    /// A payment provider enabled for every comune (the provider calls only).
+    pub payment_provider: String,
+    /// An auditor (the audit log only).
+    pub auditor: String,
+}
+
+fn all_comuni() -> Vec<String> {
+    TOWNS.iter().map(|t| t.istat.to_owned()).collect()
 }
 
 /// A demo node's addresses.
@@ -365,8 +376,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .collect();
     let seeder = tls_for(&certs_dir, Kind::Client, "demo-seeder");
     let marker = data.join("seeded");
-    let citizen = if marker.exists() {
-        std::fs::read_to_string(&marker)?.trim().to_owned()
+    let seeded: seed::Seeded = if marker.exists() {
+        serde_json::from_str(&std::fs::read_to_string(&marker)?)
+            .context("reading the seeding record")?
     } else {
         let ca = std::fs::read(certs::ca_cert_path(&certs_dir)).context("reading the CA")?;
         let channel = Channel::from_shared(format!("https://{}", gateway.addr))?
@@ -378,12 +390,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .connect()
             .await
             .context("connecting to the demo gateway")?;
-        let citizen = seed::seed(channel, &operators)
+        let psp = signer.issue("DEMO-PSP", Role::PaymentProvider, all_comuni(), None, 1);
+        let seeded = seed::seed(channel, &operators, &psp)
             .await
             .context("seeding the demo data")?;
-        std::fs::write(&marker, &citizen)?;
-        citizen
+        std::fs::write(&marker, serde_json::to_string(&seeded)?)?;
+        seeded
     };
+    let citizen = seeded.citizen_fiscal_number.clone();
 
     let info = DemoInfo {
         gateway: format!("https://{}", gateway.addr),
@@ -399,8 +413,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 30,
             ),
             operators: operators.clone(),
+            payment_provider: signer.issue(
+                "DEMO-PSP",
+                Role::PaymentProvider,
+                all_comuni(),
+                None,
+                30,
+            ),
+            auditor: signer.issue("auditor-1", Role::Auditor, Vec::new(), None, 30),
         },
         citizen_fiscal_number: citizen,
+        certificate_code: seeded.certificate_code.clone(),
         nodes: node_infos,
         gateway_metrics: gateway
             .metrics_addr

@@ -117,6 +117,7 @@ enum RoleArg {
     Citizen,
     Integrator,
     Auditor,
+    PaymentProvider,
 }
 
 impl From<RoleArg> for Role {
@@ -127,6 +128,7 @@ impl From<RoleArg> for Role {
             RoleArg::Citizen => Role::Citizen,
             RoleArg::Integrator => Role::Integrator,
             RoleArg::Auditor => Role::Auditor,
+            RoleArg::PaymentProvider => Role::PaymentProvider,
         }
     }
 }

@@ -21,15 +21,28 @@ use unione_proto::payments::v1::{
     SendReceiptRequest, Transfer, VerifyNoticeRequest,
 };
 use unione_proto::quality::v1::complaint_service_client::ComplaintServiceClient;
+use unione_proto::quality::v1::improvement_service_client::ImprovementServiceClient;
 use unione_proto::quality::v1::kpi_service_client::KpiServiceClient;
 use unione_proto::quality::v1::survey_service_client::SurveyServiceClient;
+use unione_proto::quality::v1::{
+    CheckCorrectiveActionRequest, CorrectiveAction, CreateCorrectiveActionRequest,
+    CreateNonconformityRequest, CreateObjectiveRequest, EffectivenessResult, Nonconformity,
+    NonconformitySource, Objective, SetRootCauseRequest,
+};
 use unione_proto::quality::v1::{
     Complaint, ComplaintStatus, CreateComplaintRequest, CreateMeasurementRequest,
     CreateSurveyRequest, CreateSurveyResponseRequest, ListKpisRequest, Measurement, Question,
     Survey, SurveyResponse, TransitionComplaintRequest, kpi, measurement, question,
 };
+use unione_proto::registry::v1::certificate_service_client::CertificateServiceClient;
+use unione_proto::registry::v1::household_service_client::HouseholdServiceClient;
 use unione_proto::registry::v1::protocol_service_client::ProtocolServiceClient;
 use unione_proto::registry::v1::resident_service_client::ResidentServiceClient;
+use unione_proto::registry::v1::{
+    AddHouseholdMemberRequest, Certificate, CertificateType, CreateHouseholdRequest,
+    CreateResidenceEventRequest, IssueCertificateRequest, Relationship, ResidenceEvent,
+    ResidenceEventKind,
+};
 use unione_proto::registry::v1::{
     Address, AnnulRegistrationRequest, CorrectFieldRequest, CorrectableField,
     CreateRegistrationRequest, CreateResidentRequest, Direction, Document, Registration,
@@ -179,14 +192,23 @@ fn date(year: i32, month: i32, day: i32) -> Option<Date> {
     Some(Date { year, month, day })
 }
 
+/// What the seeding leaves for the demo's users to try.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Seeded {
+    /// The demo citizen's codice fiscale (a resident of Sarzana).
+    pub citizen_fiscal_number: String,
+    /// The verification code of a certificate issued to that citizen.
+    pub certificate_code: String,
+}
+
 /// Seeds every comune through the gateway (`gateway`) with its operator's token
-/// (`operators`, by ISTAT code); returns the codice fiscale of the demo citizen (a resident of
-/// Sarzana).
+/// (`operators`, by ISTAT code), paying some notices as the payment provider of `psp_token`.
 pub async fn seed(
     gateway: Channel,
     operators: &BTreeMap<String, String>,
-) -> anyhow::Result<String> {
-    let mut citizen = String::new();
+    psp_token: &str,
+) -> anyhow::Result<Seeded> {
+    let mut seeded = Seeded::default();
     for (node_id, comuni) in nodes() {
         for (istat, functions) in comuni {
             let town = TOWNS
@@ -198,23 +220,30 @@ pub async fn seed(
             let mut rng = StdRng::seed_from_u64(istat.parse::<u64>().unwrap_or(1));
             let people = people(town, &mut rng);
             if functions.contains(&Function::Registry) {
-                seed_residents(gateway.clone(), &op, &people).await?;
+                let residents = seed_residents(gateway.clone(), &op, &people).await?;
+                let code = seed_households(gateway.clone(), &op, &residents).await?;
                 seed_protocol(gateway.clone(), &op, &people).await?;
                 if istat == "011027" {
-                    citizen = people[0].codice_fiscale.clone();
+                    seeded.citizen_fiscal_number = people[0].codice_fiscale.clone();
+                    seeded.certificate_code = code;
                 }
             }
             if functions.contains(&Function::Payments) {
-                seed_payments(gateway.clone(), &op, town, &people, &mut rng).await?;
+                let psp = Operator {
+                    istat,
+                    token: psp_token,
+                };
+                seed_payments(gateway.clone(), &op, &psp, town, &people, &mut rng).await?;
             }
             if functions.contains(&Function::Quality) {
                 seed_quality(gateway.clone(), &op, town, &mut rng).await?;
                 seed_listening(gateway.clone(), &op, &mut rng).await?;
+                seed_improvement(gateway.clone(), &op).await?;
             }
             tracing::info!(node = node_id, comune = istat, "seeded");
         }
     }
-    Ok(citizen)
+    Ok(seeded)
 }
 
 /// The comune being seeded and its operator's token.
@@ -310,20 +339,138 @@ async fn seed_residents(
     gateway: Channel,
     op: &Operator<'_>,
     people: &[Resident],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Resident>> {
     let mut client = ResidentServiceClient::new(gateway);
+    let mut created = Vec::with_capacity(people.len());
     for (i, person) in people.iter().enumerate() {
         let request = CreateResidentRequest {
             parent: format!("comuni/{}", op.istat),
             resident: Some(person.clone()),
             request_id: format!("demo-resident-{}-{i}", op.istat),
         };
-        client
+        let resident = client
             .create_resident(op.call(request))
             .await
-            .with_context(|| format!("creating resident {i} of comuni/{}", op.istat))?;
+            .with_context(|| format!("creating resident {i} of comuni/{}", op.istat))?
+            .into_inner();
+        created.push(resident);
     }
-    Ok(())
+    Ok(created)
+}
+
+fn today_date() -> Option<Date> {
+    use chrono::Datelike;
+    let d = chrono::Utc::now().date_naive();
+    date(
+        d.year(),
+        i32::try_from(d.month()).expect("month"),
+        i32::try_from(d.day()).expect("day"),
+    )
+}
+
+/// Households (pairs of residents, from today), a change of address, an emigration, and the
+/// three kinds of certificate through three channels; returns one certificate's verification
+/// code.
+async fn seed_households(
+    gateway: Channel,
+    op: &Operator<'_>,
+    residents: &[Resident],
+) -> anyhow::Result<String> {
+    let mut households = HouseholdServiceClient::new(gateway.clone());
+    for (pair, couple) in residents[..8].chunks(2).enumerate() {
+        let household = households
+            .create_household(op.call(CreateHouseholdRequest {
+                parent: format!("comuni/{}", op.istat),
+                head: couple[0].name.clone(),
+                start_date: today_date(),
+                request_id: format!("demo-household-{}-{pair}", op.istat),
+            }))
+            .await
+            .context("creating a household")?
+            .into_inner();
+        households
+            .add_household_member(op.call(AddHouseholdMemberRequest {
+                household: household.name.clone(),
+                resident: couple[1].name.clone(),
+                relationship: Relationship::Spouse as i32,
+                effective_date: today_date(),
+            }))
+            .await
+            .context("adding a household member")?;
+    }
+    let moved = &residents[8];
+    households
+        .create_residence_event(
+            op.call(CreateResidenceEventRequest {
+                parent: moved.name.clone(),
+                event: Some(ResidenceEvent {
+                    kind: ResidenceEventKind::AddressChange as i32,
+                    effective_date: today_date(),
+                    address: Some(Address {
+                        street: "Via Variante Aurelia".to_owned(),
+                        house_number: "7".to_owned(),
+                        postal_code: moved
+                            .address
+                            .as_ref()
+                            .map(|a| a.postal_code.clone())
+                            .unwrap_or_default(),
+                        locality: String::new(),
+                    }),
+                    ..ResidenceEvent::default()
+                }),
+                request_id: format!("demo-event-move-{}", op.istat),
+            }),
+        )
+        .await
+        .context("recording a change of address")?;
+    households
+        .create_residence_event(op.call(CreateResidenceEventRequest {
+            parent: residents[9].name.clone(),
+            event: Some(ResidenceEvent {
+                kind: ResidenceEventKind::Emigration as i32,
+                effective_date: today_date(),
+                destination: "045003".to_owned(),
+                ..ResidenceEvent::default()
+            }),
+            request_id: format!("demo-event-emigration-{}", op.istat),
+        }))
+        .await
+        .context("recording an emigration")?;
+
+    let mut certificates = CertificateServiceClient::new(gateway);
+    let mut code = String::new();
+    for (i, (kind, contact, as_of)) in [
+        (CertificateType::Residence, Contact::Kiosk, None),
+        (CertificateType::HouseholdStatus, Contact::Web, None),
+        (
+            CertificateType::HistoricalResidence,
+            Contact::Counter,
+            residents[0].registration_date,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let certificate = certificates
+            .issue_certificate(op.call(IssueCertificateRequest {
+                parent: format!("comuni/{}", op.istat),
+                certificate: Some(Certificate {
+                    r#type: kind as i32,
+                    resident: residents[0].name.clone(),
+                    as_of,
+                    channel: contact as i32,
+                    ..Certificate::default()
+                }),
+                request_id: format!("demo-certificate-{}-{i}", op.istat),
+            }))
+            .await
+            .context("issuing a certificate")?
+            .into_inner();
+        if code.is_empty() {
+            code = certificate.verification_code;
+        }
+    }
+    Ok(code)
 }
 
 /// Protocol registrations of the day: incoming requests, outgoing replies, internal acts;
@@ -459,6 +606,7 @@ async fn seed_protocol(
 async fn seed_payments(
     gateway: Channel,
     op: &Operator<'_>,
+    psp: &Operator<'_>,
     town: &Town,
     people: &[Resident],
     rng: &mut StdRng,
@@ -490,6 +638,7 @@ async fn seed_payments(
         iban: iban.to_owned(),
         amount_cents: cents,
         remittance_information: why.to_owned(),
+        ..Transfer::default()
     };
     for (i, person) in people.iter().take(people.len().min(30)).enumerate() {
         let (description, options) = match i % 3 {
@@ -575,7 +724,7 @@ async fn seed_payments(
             let option = &position.payment_options[0];
             pay(
                 &mut provider,
-                op,
+                psp,
                 option,
                 &format!("demo-{}-{i}", town.istat),
             )
@@ -585,7 +734,7 @@ async fn seed_payments(
     Ok(())
 }
 
-/// Pays one notice as a payment provider would.
+/// Pays one notice as the payment provider `op` would.
 async fn pay(
     provider: &mut PaymentProviderServiceClient<Channel>,
     op: &Operator<'_>,
@@ -756,6 +905,108 @@ async fn seed_listening(
                 }))
                 .await
                 .context("moving a complaint on")?;
+        }
+    }
+    Ok(())
+}
+
+/// The quality office's improvement work: two objectives and a nonconformity found in a
+/// complaint, with one corrective action checked effective and one still open.
+async fn seed_improvement(gateway: Channel, op: &Operator<'_>) -> anyhow::Result<()> {
+    let mut client = ImprovementServiceClient::new(gateway);
+    let today = chrono::Utc::now().date_naive();
+    let day = |offset: i64| {
+        use chrono::Datelike;
+        let d = today + chrono::Duration::days(offset);
+        date(
+            d.year(),
+            i32::try_from(d.month()).expect("month"),
+            i32::try_from(d.day()).expect("day"),
+        )
+    };
+    for (i, (title, kpi, target, due)) in [
+        ("Certificati online oltre il 70%", "UQ0003", 70.0, 120),
+        (
+            "Attesa allo sportello sotto i 15 minuti",
+            "UQ0009",
+            15.0,
+            60,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        client
+            .create_objective(op.call(CreateObjectiveRequest {
+                parent: format!("comuni/{}", op.istat),
+                objective: Some(Objective {
+                    title: title.to_owned(),
+                    kpi: format!("comuni/{}/kpis/{kpi}", op.istat),
+                    target_value: target,
+                    owner_office: "Servizi demografici".to_owned(),
+                    due_date: day(due),
+                    ..Objective::default()
+                }),
+                request_id: format!("demo-objective-{}-{i}", op.istat),
+            }))
+            .await
+            .context("creating an objective")?;
+    }
+    let nonconformity = client
+        .create_nonconformity(
+            op.call(CreateNonconformityRequest {
+                parent: format!("comuni/{}", op.istat),
+                nonconformity: Some(Nonconformity {
+                    description:
+                        "Tempi di attesa allo sportello oltre lo standard della carta dei servizi"
+                            .to_owned(),
+                    source: NonconformitySource::Complaint as i32,
+                    detection_date: day(-20),
+                    ..Nonconformity::default()
+                }),
+                request_id: format!("demo-nonconformity-{}", op.istat),
+            }),
+        )
+        .await
+        .context("recording a nonconformity")?
+        .into_inner();
+    client
+        .set_root_cause(op.call(SetRootCauseRequest {
+            name: nonconformity.name.clone(),
+            root_cause: "Un solo sportello aperto il lunedi mattina".to_owned(),
+        }))
+        .await
+        .context("setting a root cause")?;
+    for (i, (action, due, checked)) in [
+        ("Secondo sportello il lunedi mattina", -5, true),
+        ("Prenotazione online degli appuntamenti", 30, false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let created = client
+            .create_corrective_action(op.call(CreateCorrectiveActionRequest {
+                parent: nonconformity.name.clone(),
+                corrective_action: Some(CorrectiveAction {
+                    action: action.to_owned(),
+                    owner_office: "Servizi demografici".to_owned(),
+                    due_date: day(due),
+                    ..CorrectiveAction::default()
+                }),
+                request_id: format!("demo-action-{}-{i}", op.istat),
+            }))
+            .await
+            .context("planning a corrective action")?
+            .into_inner();
+        if checked {
+            client
+                .check_corrective_action(op.call(CheckCorrectiveActionRequest {
+                    name: created.name,
+                    check_date: day(0),
+                    result: EffectivenessResult::Effective as i32,
+                }))
+                .await
+                .context("checking a corrective action")?;
         }
     }
     Ok(())

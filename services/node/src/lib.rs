@@ -88,7 +88,17 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 .max_encoding_message_size(max),
         );
         // Registrations carry documents of up to 10 MiB: the service sets its own limit.
-        builder.add(unione_registry::protocol_service(db.clone(), served));
+        builder.add(unione_registry::protocol_service(db.clone(), served.clone()));
+        builder.add(
+            unione_registry::household_service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_registry::certificate_service(db.clone(), served)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
     }
     if runs(Function::Payments) {
         let served = config.served(Function::Payments);
@@ -116,7 +126,17 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 .max_encoding_message_size(max),
         );
         builder.add(
-            unione_quality::complaint_service(db.clone(), served)
+            unione_quality::complaint_service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_quality::improvement_service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_quality::review_service(db.clone(), served)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
