@@ -4,14 +4,22 @@
 //!
 //! From an RPC to its SQL in three hops: `create_debt_position` -> [`NewDebtPosition::validate`]
 //! -> [`storage::insert_position`]; `invalidate_debt_position` -> [`state::check_invalidate`]
-//! -> [`storage::write_state`]. The calls of payment providers are in [`provider`].
+//! -> [`storage::write_state`]. The calls of payment providers are in [`PaymentProviderApi`],
+//! the reconciliation flows in [`ReconciliationApi`], the ledger's verification in
+//! [`LedgerApi`].
+//! Creating a position appends its recognition to the journal
+//! ([`ledger::position_created`] -> [`storage::append_transaction`]) in the same transaction.
 //!
 //! The state sent is always the one in force now ([`state::effective_state`] on the clock's
 //! date), so a position past its due dates reads EXPIRED without any job having run.
 
+mod ledger_api;
 mod provider;
+mod reconciliation;
 
+pub use ledger_api::LedgerApi;
 pub use provider::PaymentProviderApi;
+pub use reconciliation::ReconciliationApi;
 
 use chrono::{Datelike, NaiveDate};
 use tonic::{Code, Request, Response};
@@ -24,6 +32,7 @@ use unione_proto::payments::v1 as pb;
 use unione_proto::payments::v1::debt_position_service_server::DebtPositionService;
 
 use crate::clock::{self, Clock};
+use crate::domain::ledger;
 use crate::domain::notice::SegregationCode;
 use crate::domain::state::{self, NoticeStatus};
 use crate::domain::{
@@ -33,7 +42,7 @@ use crate::domain::{
 use crate::storage::{self, PageKey, StoreError, StoredPosition};
 
 /// `comuni/{istat}`.
-const COMUNE: &[&str] = &["comuni", "*"];
+pub(crate) const COMUNE: &[&str] = &["comuni", "*"];
 /// `comuni/{istat}/debtPositions/{id}`.
 const POSITION: &[&str] = &["comuni", "*", "debtPositions", "*"];
 
@@ -136,6 +145,8 @@ impl DebtPositionApi {
                 let mut tx = db.begin_write().await?;
                 let stored =
                     storage::insert_position(&mut tx, istat, segregation, new, now).await?;
+                let recognised = ledger::position_created(&stored.id, &stored.ledger_options());
+                storage::append_transaction(&mut tx, istat, &recognised, now).await?;
                 let response = position_to_pb(istat, &stored, clock::today(now));
                 ticket.complete(&mut tx, &response).await?;
                 tx.commit().await?;
@@ -288,6 +299,7 @@ fn asked(req: &pb::CreateDebtPositionRequest) -> pb::CreateDebtPositionRequest {
             option.paid = false;
             for transfer in &mut option.transfers {
                 transfer.index = 0;
+                transfer.reported = false;
             }
         }
     }
@@ -322,7 +334,7 @@ fn draft_from_pb(p: &pb::DebtPosition) -> DebtPositionDraft {
     }
 }
 
-fn date_parts(d: &Date) -> DateParts {
+pub(crate) fn date_parts(d: &Date) -> DateParts {
     DateParts {
         year: d.year,
         month: d.month,
@@ -380,6 +392,7 @@ pub fn position_to_pb(istat: &Istat, p: &StoredPosition, today: NaiveDate) -> pb
                         iban: t.iban.clone(),
                         amount_cents: t.amount_cents,
                         remittance_information: t.remittance_information.clone(),
+                        reported: t.reported,
                     })
                     .collect(),
             })

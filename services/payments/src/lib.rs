@@ -10,7 +10,11 @@
 //! of DOMAIN.md (`domain::state`), derived from stored facts and the [`Clock`]. Payment
 //! providers pay notices through `unione.payments.v1.PaymentProviderService`
 //! ([`provider_service`]): verify, activate, send the receipt, get the sealed receipt.
-//! Reconciliation (REPORTED) comes later.
+//! Reconciliation flows ([`reconciliation_service`]) report the transfers of paid notices as
+//! settled (REPORTED, rolling up to the position). Every movement of money is a balanced
+//! double-entry transaction in the comune's journal, appended in the same database
+//! transaction as the fact it records; [`ledger_service`] verifies the journal's invariants
+//! (`domain::ledger` has the chart of accounts).
 
 pub mod clock;
 pub mod domain;
@@ -18,10 +22,12 @@ pub mod grpc;
 pub mod storage;
 
 pub use clock::Clock;
-pub use grpc::{DebtPositionApi, PaymentProviderApi};
+pub use grpc::{DebtPositionApi, LedgerApi, PaymentProviderApi, ReconciliationApi};
 use unione_kit::{Database, Served};
 use unione_proto::payments::v1::debt_position_service_server::DebtPositionServiceServer;
+use unione_proto::payments::v1::ledger_service_server::LedgerServiceServer;
 use unione_proto::payments::v1::payment_provider_service_server::PaymentProviderServiceServer;
+use unione_proto::payments::v1::reconciliation_service_server::ReconciliationServiceServer;
 
 /// The service's migrations, to run on the node's database before serving.
 pub fn migrations() -> unione_kit::storage::Migrations {
@@ -41,4 +47,19 @@ pub fn provider_service(
     served: Served,
 ) -> PaymentProviderServiceServer<PaymentProviderApi> {
     PaymentProviderServiceServer::new(PaymentProviderApi::new(db, served))
+}
+
+/// The reconciliation service (import reconciliation flows, get their results) for the comuni
+/// in `served`, over a database already migrated with [`migrations`].
+pub fn reconciliation_service(
+    db: Database,
+    served: Served,
+) -> ReconciliationServiceServer<ReconciliationApi> {
+    ReconciliationServiceServer::new(ReconciliationApi::new(db, served))
+}
+
+/// The ledger service (verify the journal's invariants) for the comuni in `served`, over a
+/// database already migrated with [`migrations`].
+pub fn ledger_service(db: Database, served: Served) -> LedgerServiceServer<LedgerApi> {
+    LedgerServiceServer::new(LedgerApi::new(db, served))
 }

@@ -10,6 +10,19 @@
 //! Paying adds the activations (short reservations of a notice by one PSP) and the receipts,
 //! one per paid IUV (UNIQUE (comune, iuv)), written in the transaction that locks the position
 //! ([`lock_position`]) and checks its state, so two PSPs racing for a notice cannot both pay.
+//!
+//! The double-entry journal (`storage/ledger.rs`: [`append_transaction`], [`load_journal`])
+//! and the reconciliation flows (`storage/reconciliation.rs`: [`insert_flow`] and the rest);
+//! their rows are written inside the same transactions as the facts they
+//! record.
+
+mod ledger;
+mod reconciliation;
+
+pub use ledger::{append_transaction, load_journal};
+pub use reconciliation::{
+    StoredFlow, find_flow, get_flow_response, insert_flow, insert_reported_transfer, notice_facts,
+};
 
 use std::collections::HashMap;
 
@@ -20,6 +33,7 @@ use unione_kit::storage::Migrations;
 use unione_kit::{Database, Istat};
 
 use crate::clock;
+use crate::domain::ledger::{LedgerOption, LedgerTransfer};
 use crate::domain::notice::{self, Iuv, IuvBase, SegregationCode};
 use crate::domain::{NewDebtPosition, OptionFacts, PositionFacts, PositionState};
 
@@ -100,6 +114,33 @@ impl StoredPosition {
                 .collect(),
         }
     }
+
+    /// What the ledger needs (`domain::ledger`).
+    pub fn ledger_options(&self) -> Vec<LedgerOption> {
+        self.payment_options
+            .iter()
+            .map(|o| LedgerOption {
+                installment: o.installment,
+                transfers: o
+                    .transfers
+                    .iter()
+                    .map(|t| LedgerTransfer {
+                        creditor_fiscal_code: t.creditor_fiscal_code.clone(),
+                        amount_cents: t.amount_cents,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// True when every transfer of every paid option is reported.
+    pub fn paid_transfers_all_reported(&self) -> bool {
+        self.payment_options
+            .iter()
+            .filter(|o| o.paid)
+            .flat_map(|o| &o.transfers)
+            .all(|t| t.reported)
+    }
 }
 
 /// A stored payment option.
@@ -134,6 +175,8 @@ pub struct StoredTransfer {
     pub amount_cents: i64,
     /// The remittance information.
     pub remittance_information: String,
+    /// True once a reconciliation flow reported it.
+    pub reported: bool,
 }
 
 /// The position a page ends at: (create_time, id).
@@ -255,6 +298,7 @@ pub async fn insert_position(
                 iban: transfer.iban().to_owned(),
                 amount_cents: transfer.amount_cents(),
                 remittance_information: transfer.remittance_information().to_owned(),
+                reported: false,
             });
         }
         payment_options.push(StoredOption {
@@ -314,6 +358,7 @@ struct TransferRow {
     iban: String,
     amount_cents: i64,
     remittance_information: String,
+    reported: i64,
 }
 
 /// A decode error naming what the database returned that the code cannot read (never a panic).
@@ -413,37 +458,72 @@ async fn assemble(
     let (Some(newest), Some(oldest)) = (rows.first(), rows.last()) else {
         return Ok(Vec::new());
     };
-    let option_rows: Vec<OptionRow> = sqlx::query_as(concat!(
-        "SELECT o.position_id, o.option_index, o.iuv, o.notice_number, o.amount_cents, ",
-        "o.due_date, o.installment, (SELECT COUNT(*) FROM payments_receipts r ",
-        "WHERE r.comune = o.comune AND r.iuv = o.iuv) AS paid FROM payments_payment_options o ",
-        "JOIN payments_debt_positions p ON p.comune = o.comune AND p.id = o.position_id ",
-        "WHERE o.comune = $1",
-        between_keys!(),
-        " ORDER BY o.position_id, o.option_index"
-    ))
-    .bind(comune.as_str())
-    .bind(newest.create_time)
-    .bind(newest.id.as_str())
-    .bind(oldest.create_time)
-    .bind(oldest.id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
-    let transfer_rows: Vec<TransferRow> = sqlx::query_as(concat!(
-        "SELECT t.position_id, t.option_index, t.transfer_index, t.creditor_fiscal_code, ",
-        "t.iban, t.amount_cents, t.remittance_information FROM payments_transfers t ",
-        "JOIN payments_debt_positions p ON p.comune = t.comune AND p.id = t.position_id ",
-        "WHERE t.comune = $1",
-        between_keys!(),
-        " ORDER BY t.position_id, t.option_index, t.transfer_index"
-    ))
-    .bind(comune.as_str())
-    .bind(newest.create_time)
-    .bind(newest.id.as_str())
-    .bind(oldest.create_time)
-    .bind(oldest.id.as_str())
-    .fetch_all(&mut *conn)
-    .await?;
+    // One position (every Get, every receipt): by its key, not by a range of the comune's.
+    let single = (rows.len() == 1).then_some(newest.id.as_str());
+    let option_rows: Vec<OptionRow> = match single {
+        Some(id) => sqlx::query_as(concat!(
+            "SELECT o.position_id, o.option_index, o.iuv, o.notice_number, o.amount_cents, ",
+            "o.due_date, o.installment, (SELECT COUNT(*) FROM payments_receipts r ",
+            "WHERE r.comune = o.comune AND r.iuv = o.iuv) AS paid FROM payments_payment_options o ",
+            "WHERE o.comune = $1 AND o.position_id = $2 ORDER BY o.option_index"
+        ))
+        .bind(comune.as_str())
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?,
+        None => sqlx::query_as(concat!(
+            "SELECT o.position_id, o.option_index, o.iuv, o.notice_number, o.amount_cents, ",
+            "o.due_date, o.installment, (SELECT COUNT(*) FROM payments_receipts r ",
+            "WHERE r.comune = o.comune AND r.iuv = o.iuv) AS paid FROM payments_payment_options o ",
+            "JOIN payments_debt_positions p ON p.comune = o.comune AND p.id = o.position_id ",
+            "WHERE o.comune = $1",
+            between_keys!(),
+            " ORDER BY o.position_id, o.option_index"
+        ))
+        .bind(comune.as_str())
+        .bind(newest.create_time)
+        .bind(newest.id.as_str())
+        .bind(oldest.create_time)
+        .bind(oldest.id.as_str())
+        .fetch_all(&mut *conn)
+        .await?,
+    };
+    let transfer_rows: Vec<TransferRow> = match single {
+        Some(id) => sqlx::query_as(concat!(
+            "SELECT t.position_id, t.option_index, t.transfer_index, t.creditor_fiscal_code, ",
+            "t.iban, t.amount_cents, t.remittance_information, (SELECT COUNT(*) FROM ",
+            "payments_reported_transfers rt WHERE rt.comune = t.comune AND rt.iuv = o.iuv ",
+            "AND rt.transfer_index = t.transfer_index) AS reported FROM payments_transfers t ",
+            "JOIN payments_payment_options o ON o.comune = t.comune ",
+            "AND o.position_id = t.position_id AND o.option_index = t.option_index ",
+            "WHERE t.comune = $1 AND t.position_id = $2 ORDER BY t.option_index, t.transfer_index"
+        ))
+        .bind(comune.as_str())
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?,
+        None => {
+            sqlx::query_as(concat!(
+                "SELECT t.position_id, t.option_index, t.transfer_index, t.creditor_fiscal_code, ",
+                "t.iban, t.amount_cents, t.remittance_information, (SELECT COUNT(*) FROM ",
+                "payments_reported_transfers rt WHERE rt.comune = t.comune AND rt.iuv = o.iuv ",
+                "AND rt.transfer_index = t.transfer_index) AS reported FROM payments_transfers t ",
+                "JOIN payments_payment_options o ON o.comune = t.comune ",
+                "AND o.position_id = t.position_id AND o.option_index = t.option_index ",
+                "JOIN payments_debt_positions p ON p.comune = t.comune AND p.id = t.position_id ",
+                "WHERE t.comune = $1",
+                between_keys!(),
+                " ORDER BY t.position_id, t.option_index, t.transfer_index"
+            ))
+            .bind(comune.as_str())
+            .bind(newest.create_time)
+            .bind(newest.id.as_str())
+            .bind(oldest.create_time)
+            .bind(oldest.id.as_str())
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
 
     let mut transfers: HashMap<(String, i32), Vec<StoredTransfer>> = HashMap::new();
     for t in transfer_rows {
@@ -456,6 +536,7 @@ async fn assemble(
                 iban: t.iban,
                 amount_cents: t.amount_cents,
                 remittance_information: t.remittance_information,
+                reported: t.reported > 0,
             });
     }
     let mut options: HashMap<String, Vec<StoredOption>> = HashMap::new();

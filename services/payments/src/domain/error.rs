@@ -81,6 +81,46 @@ pub enum DomainError {
         /// The sum of its transfers.
         sum: i64,
     },
+    /// A date that is not a calendar date (reason `INVALID_DATE`).
+    #[error("{field} is not a real calendar date")]
+    Date {
+        /// The field.
+        field: String,
+    },
+    /// An identifier outside 1 to 64 of `A-Z a-z 0-9 . _ -` (reason `INVALID_ID`).
+    #[error("{field} must be 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'")]
+    Id {
+        /// The field.
+        field: String,
+    },
+    /// A flow's creditor is not the comune it is imported for (reason `CREDITOR_MISMATCH`).
+    #[error("{field} is not the fiscal code of this comune")]
+    CreditorMismatch {
+        /// The field.
+        field: String,
+    },
+    /// A transfer index outside 1 to 5 (reason `INVALID_TRANSFER_INDEX`).
+    #[error("{field} must be 1 to 5")]
+    TransferIndex {
+        /// The field.
+        field: String,
+    },
+    /// A flow line's outcome is not 0, 3, 4, 8 or 9 (reason `INVALID_OUTCOME`).
+    #[error("{field} must be an outcome code: 0, 3, 4, 8 or 9")]
+    Outcome {
+        /// The field.
+        field: String,
+    },
+    /// A flow's declared totals are not those of its lines (reason `FLOW_TOTALS_MISMATCH`).
+    #[error("{field} declares {declared} but the lines give {actual}")]
+    FlowTotals {
+        /// The total at fault (`flow.totals.count` or `flow.totals.amount_cents`).
+        field: String,
+        /// What the flow declares.
+        declared: i64,
+        /// What its lines give.
+        actual: i64,
+    },
 }
 
 impl DomainError {
@@ -96,6 +136,12 @@ impl DomainError {
             Self::PaymentPlan { .. } => "INVALID_PAYMENT_PLAN",
             Self::TooManyTransfers { .. } => "TOO_MANY_TRANSFERS",
             Self::AmountMismatch { .. } => "AMOUNT_MISMATCH",
+            Self::Date { .. } => "INVALID_DATE",
+            Self::Id { .. } => "INVALID_ID",
+            Self::CreditorMismatch { .. } => "CREDITOR_MISMATCH",
+            Self::TransferIndex { .. } => "INVALID_TRANSFER_INDEX",
+            Self::Outcome { .. } => "INVALID_OUTCOME",
+            Self::FlowTotals { .. } => "FLOW_TOTALS_MISMATCH",
         }
     }
 
@@ -110,7 +156,13 @@ impl DomainError {
             | Self::DueDate { field }
             | Self::PaymentPlan { field, .. }
             | Self::TooManyTransfers { field, .. }
-            | Self::AmountMismatch { field, .. } => field,
+            | Self::AmountMismatch { field, .. }
+            | Self::Date { field }
+            | Self::Id { field }
+            | Self::CreditorMismatch { field }
+            | Self::TransferIndex { field }
+            | Self::Outcome { field }
+            | Self::FlowTotals { field, .. } => field,
         }
     }
 }

@@ -8,15 +8,19 @@
 //! - [`position`]: a new debt position, validated.
 //! - [`state`]: the state machine of a position, from stored facts and the date.
 //! - [`receipt`]: the sealed receipt document.
+//! - [`ledger`]: the double-entry journal, its chart of accounts and its invariants.
+//! - [`reconciliation`]: reconciliation flows, their totals and the matching of their lines.
 //! - [`DomainError`]: every rule a request can break, with reason and field path.
 
 mod error;
 pub mod fiscal;
 pub mod iban;
+pub mod ledger;
 pub mod money;
 pub mod notice;
 pub mod position;
 pub mod receipt;
+pub mod reconciliation;
 pub mod state;
 
 pub use error::DomainError;

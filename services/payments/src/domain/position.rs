@@ -429,7 +429,7 @@ fn check_text(text: &str, field: &str) -> Result<(), DomainError> {
 }
 
 /// A real calendar date with a 4-digit year (stored as `YYYY-MM-DD`).
-fn civil_date(parts: DateParts) -> Option<NaiveDate> {
+pub(super) fn civil_date(parts: DateParts) -> Option<NaiveDate> {
     if !(1000..=9999).contains(&parts.year) {
         return None;
     }

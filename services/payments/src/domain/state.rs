@@ -13,7 +13,8 @@
 //!
 //! And the rules of change: invalidation only from PUBLISHED or VALID ([`check_invalidate`]);
 //! paid positions cannot be changed; a full-payment option cannot be paid once an installment
-//! is paid ([`check_payable`]).
+//! is paid ([`check_payable`]); a PAID position becomes REPORTED once reconciliation flows
+//! reported every transfer of its paid options ([`state_after_reporting`]).
 
 use std::time::Duration;
 
@@ -219,6 +220,18 @@ pub fn state_after_payment(facts: &PositionFacts, index: usize, today: NaiveDate
     effective_state(&after, today)
 }
 
+/// The state to write once a reconciliation flow reported transfers of the position: REPORTED
+/// when the position is PAID and every transfer of its paid options is reported (DOMAIN.md
+/// "Payments": flow line -> transfer REPORTED, rolling up), else `None` (no change).
+pub fn state_after_reporting(
+    facts: &PositionFacts,
+    today: NaiveDate,
+    paid_transfers_all_reported: bool,
+) -> Option<PositionState> {
+    (effective_state(facts, today) == PositionState::Paid && paid_transfers_all_reported)
+        .then_some(PositionState::Reported)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,6 +368,30 @@ mod tests {
         assert_eq!(
             check_payable(&invalid, 0, today),
             Err(PaymentError::NotPayable(NoticeStatus::Invalid))
+        );
+    }
+
+    /// DOMAIN.md "Payments": REPORTED follows PAID once every paid transfer is reported; a
+    /// partly paid position is not REPORTED; REPORTED is an act the clock does not undo.
+    #[test]
+    fn reporting() {
+        let due = date(2026, 6, 30);
+        let today = date(2026, 1, 10);
+        let paid = facts(PositionState::Paid, vec![opt(false, due, true)]);
+        assert_eq!(
+            state_after_reporting(&paid, today, true),
+            Some(PositionState::Reported)
+        );
+        assert_eq!(state_after_reporting(&paid, today, false), None);
+        let partly = facts(
+            PositionState::PartiallyPaid,
+            vec![opt(true, due, true), opt(true, due, false)],
+        );
+        assert_eq!(state_after_reporting(&partly, today, true), None);
+        let reported = facts(PositionState::Reported, vec![opt(false, due, true)]);
+        assert_eq!(
+            effective_state(&reported, date(2027, 1, 1)),
+            PositionState::Reported
         );
     }
 

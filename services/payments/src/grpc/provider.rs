@@ -7,7 +7,8 @@
 //! From an RPC to its SQL in three hops: `send_receipt` -> [`state::check_payable`] ->
 //! [`storage::insert_receipt`], inside one `begin_write()` transaction that first locks the
 //! position ([`storage::lock_position`]); UNIQUE (comune, iuv) on the receipts stops a second
-//! payment of the same notice even if that check were bypassed.
+//! payment of the same notice even if that check were bypassed. The receipt's journal
+//! transactions ([`ledger::receipt_recorded`]) are appended in that same transaction.
 
 use chrono::SecondsFormat;
 use tonic::{Code, Request, Response};
@@ -23,7 +24,7 @@ use crate::clock::{self, Clock};
 use crate::domain::notice::{NoticeNumber, validate_notice_number};
 use crate::domain::receipt::{self, DOCUMENT_KIND, ReceiptDocument};
 use crate::domain::state::{self, ACTIVATION_TTL, NoticeStatus};
-use crate::domain::{PaymentError, money};
+use crate::domain::{PaymentError, ledger, money};
 use crate::storage::{self, StoredActivation, StoredPosition, StoredReceipt};
 
 /// `comuni/{istat}/notices/{notice_number}`.
@@ -374,6 +375,24 @@ impl PaymentProviderApi {
         };
         storage::insert_receipt(&mut tx, istat, &stored).await?;
         storage::write_state(&mut tx, istat, &position.id, after, now).await?;
+        // The ledger, in the same transaction: PSP clearing against the receivable (and the
+        // change of plan at the first installment of a position payable in full).
+        let installments_paid = position
+            .payment_options
+            .iter()
+            .filter(|o| o.installment && o.paid)
+            .count();
+        for transaction in ledger::receipt_recorded(
+            &position.id,
+            &position.ledger_options(),
+            location.option_index,
+            installments_paid,
+            &option.iuv,
+            &req.psp_id,
+            req.amount_cents,
+        ) {
+            storage::append_transaction(&mut tx, istat, &transaction, now).await?;
+        }
         tx.commit().await?;
         Ok(response)
     }
