@@ -681,6 +681,23 @@ async fn calls_are_routed_by_comune_through_the_gateway() {
         .into_inner();
     assert!(verified.seal_valid, "{verified:?}");
 
+    // The demo paid notices and settled them with a reconciliation flow: the double-entry
+    // ledger of each comune verifies.
+    use unione_proto::payments::v1::VerifyLedgerRequest;
+    use unione_proto::payments::v1::ledger_service_client::LedgerServiceClient;
+    let ledger = LedgerServiceClient::new(channel.clone())
+        .verify_ledger(with_token_and_route(
+            VerifyLedgerRequest {
+                parent: "comuni/011027".into(),
+            },
+            Some(&sarzana_op),
+            Some("011027"),
+        ))
+        .await
+        .expect("VerifyLedger")
+        .into_inner();
+    assert!(ledger.verified, "{ledger:?}");
+
     // The provider calls are for payment providers only, for the creditors they serve.
     use unione_proto::payments::v1::VerifyNoticeRequest;
     use unione_proto::payments::v1::payment_provider_service_client::PaymentProviderServiceClient;

@@ -16,9 +16,13 @@ use unione_proto::common::v1::Channel as Contact;
 use unione_proto::google::r#type::Date;
 use unione_proto::payments::v1::debt_position_service_client::DebtPositionServiceClient;
 use unione_proto::payments::v1::payment_provider_service_client::PaymentProviderServiceClient;
+use unione_proto::payments::v1::reconciliation_service_client::ReconciliationServiceClient;
 use unione_proto::payments::v1::{
     ActivatePaymentRequest, CreateDebtPositionRequest, DebtPosition, PaymentOption,
     SendReceiptRequest, Transfer, VerifyNoticeRequest,
+};
+use unione_proto::payments::v1::{
+    FlowHeader, FlowLine, FlowTotals, ImportReconciliationFlowRequest, ReconciliationFlow,
 };
 use unione_proto::quality::v1::complaint_service_client::ComplaintServiceClient;
 use unione_proto::quality::v1::improvement_service_client::ImprovementServiceClient;
@@ -612,7 +616,9 @@ async fn seed_payments(
     rng: &mut StdRng,
 ) -> anyhow::Result<()> {
     let mut client = DebtPositionServiceClient::new(gateway.clone());
-    let mut provider = PaymentProviderServiceClient::new(gateway);
+    let mut provider = PaymentProviderServiceClient::new(gateway.clone());
+    let reconciliation = gateway;
+    let mut settled = Vec::new();
     // Due dates follow the day the demo is created, so that notices are payable.
     let today = chrono::Utc::now().date_naive();
     let due = |days: i64| {
@@ -722,15 +728,43 @@ async fn seed_payments(
         // the real provider calls: verify, activate, receipt.
         if i % 3 == 1 || i % 6 == 0 {
             let option = &position.payment_options[0];
-            pay(
-                &mut provider,
-                psp,
-                option,
-                &format!("demo-{}-{i}", town.istat),
-            )
-            .await?;
+            let receipt_id = format!("demo-{}-{i}", town.istat);
+            pay(&mut provider, psp, option, &receipt_id).await?;
+            for t in &option.transfers {
+                settled.push(FlowLine {
+                    iuv: option.iuv.clone(),
+                    receipt_id: receipt_id.clone(),
+                    transfer_index: t.index,
+                    amount_cents: t.amount_cents,
+                    outcome: 0,
+                });
+            }
         }
     }
+    // The provider's reconciliation flow for the day settles what it collected.
+    let amount: i64 = settled.iter().map(|l| l.amount_cents).sum();
+    let count = i64::try_from(settled.len()).expect("a handful of lines");
+    ReconciliationServiceClient::new(reconciliation)
+        .import_reconciliation_flow(op.call(ImportReconciliationFlowRequest {
+            parent: format!("comuni/{}", town.istat),
+            flow: Some(ReconciliationFlow {
+                header: Some(FlowHeader {
+                    flow_id: format!("{}-DEMO-PSP-{}", today.format("%Y-%m-%d"), town.istat),
+                    flow_date: due(0),
+                    psp_id: "DEMO-PSP".to_owned(),
+                    settlement_reference: format!("SCT-DEMO-{}", town.istat),
+                    creditor_fiscal_code: synthetic_fiscal_code(town.istat),
+                }),
+                totals: Some(FlowTotals {
+                    count,
+                    amount_cents: amount,
+                }),
+                lines: settled,
+                ..ReconciliationFlow::default()
+            }),
+        }))
+        .await
+        .context("importing a reconciliation flow")?;
     Ok(())
 }
 

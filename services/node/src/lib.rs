@@ -88,7 +88,10 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 .max_encoding_message_size(max),
         );
         // Registrations carry documents of up to 10 MiB: the service sets its own limit.
-        builder.add(unione_registry::protocol_service(db.clone(), served.clone()));
+        builder.add(unione_registry::protocol_service(
+            db.clone(),
+            served.clone(),
+        ));
         builder.add(
             unione_registry::household_service(db.clone(), served.clone())
                 .max_decoding_message_size(max)
@@ -108,7 +111,17 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 .max_encoding_message_size(max),
         );
         builder.add(
-            unione_payments::provider_service(db.clone(), served)
+            unione_payments::provider_service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_payments::reconciliation_service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_payments::ledger_service(db.clone(), served)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
