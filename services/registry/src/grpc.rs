@@ -21,6 +21,7 @@ use unione_proto::registry::v1::resident_service_server::ResidentService;
 use crate::domain::{Address, CivilDate, RegistrationReason, RegistryError, ResidentDraft, Sex};
 use crate::storage::{self, Inserted, PageKey, StoredResident};
 
+pub mod cases;
 pub mod certificate;
 pub mod household;
 pub mod protocol;

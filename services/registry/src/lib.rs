@@ -5,7 +5,9 @@
 //! households and residence events (`unione.registry.v1.HouseholdService`,
 //! [`household_service`]), every change going to ANPR first through
 //! [`domain::anpr::AnprConnector`]; and sealed certificates with a verification code
-//! (`unione.registry.v1.CertificateService`, [`certificate_service`]; CAD art. 23).
+//! (`unione.registry.v1.CertificateService`, [`certificate_service`]; CAD art. 23); and cases
+//! under L. 241/1990, registered in the protocol when submitted, with a computed deadline clock
+//! (`unione.registry.v1.CaseService`, [`case_service`]).
 //!
 //! Three layers, one direction: [`grpc`] (decode, check the comune, map errors) calls
 //! [`domain`] (rules, the codice fiscale; no I/O) and [`storage`] (sqlx over the node's
@@ -17,10 +19,12 @@ pub mod grpc;
 pub mod storage;
 
 pub use grpc::ResidentApi;
+pub use grpc::cases::CaseApi;
 pub use grpc::certificate::CertificateApi;
 pub use grpc::household::HouseholdApi;
 pub use grpc::protocol::ProtocolApi;
 use unione_kit::{Database, Served};
+use unione_proto::registry::v1::case_service_server::CaseServiceServer;
 use unione_proto::registry::v1::certificate_service_server::CertificateServiceServer;
 use unione_proto::registry::v1::household_service_server::HouseholdServiceServer;
 use unione_proto::registry::v1::protocol_service_server::ProtocolServiceServer;
@@ -69,4 +73,15 @@ pub fn certificate_service(
     served: Served,
 ) -> CertificateServiceServer<CertificateApi> {
     CertificateServiceServer::new(CertificateApi::new(db, served))
+}
+
+/// The case service (`unione.registry.v1.CaseService`; DOMAIN.md "Registry", Cases; L.
+/// 241/1990) for the comuni in `served`, over a database already migrated with
+/// [`migrations`], on the system clock (tests inject one with [`CaseApi::with_clock`]). A
+/// submission is registered in the protocol register in the same transaction. From an RPC to
+/// its SQL: `grpc::cases::CaseApi` -> `domain::cases` -> `storage::cases` (and
+/// `storage::protocol` for the registration).
+pub fn case_service(db: Database, served: Served) -> CaseServiceServer<CaseApi> {
+    CaseServiceServer::new(CaseApi::new(db, served))
+        .max_decoding_message_size(PROTOCOL_MAX_MESSAGE_BYTES)
 }

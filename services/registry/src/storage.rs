@@ -13,6 +13,7 @@ use unione_kit::{Database, Istat};
 
 use crate::domain::{Address, RegistrationReason, Resident, Sex};
 
+pub mod cases;
 pub mod certificate;
 pub mod household;
 pub mod protocol;

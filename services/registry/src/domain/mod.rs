@@ -5,6 +5,7 @@
 //! gRPC or SQL.
 
 pub mod anpr;
+pub mod cases;
 pub mod certificate;
 pub mod codice_fiscale;
 pub mod household;

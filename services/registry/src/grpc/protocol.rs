@@ -589,7 +589,7 @@ impl ProtocolService for ProtocolApi {
 }
 
 /// Refuses a write on a day already sealed (the daily register cannot be altered).
-async fn check_open_day(
+pub(crate) async fn check_open_day(
     conn: &mut AnyConnection,
     istat: &Istat,
     register: &str,
@@ -662,7 +662,7 @@ fn last_segment(name: &str) -> &str {
 }
 
 /// A wire document with only its input fields.
-fn input_document(d: &pb::Document) -> pb::Document {
+pub(crate) fn input_document(d: &pb::Document) -> pb::Document {
     pb::Document {
         file_name: d.file_name.clone(),
         media_type: d.media_type.clone(),
@@ -716,7 +716,7 @@ pub fn etag_of(stored: &StoredRegistration) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn document_to_pb(d: &DocumentRef) -> pb::Document {
+pub(crate) fn document_to_pb(d: &DocumentRef) -> pb::Document {
     pb::Document {
         file_name: d.file_name.clone(),
         media_type: d.media_type.clone(),
