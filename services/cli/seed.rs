@@ -38,10 +38,15 @@ use unione_proto::quality::v1::{
     CreateSurveyRequest, CreateSurveyResponseRequest, ListKpisRequest, Measurement, Question,
     Survey, SurveyResponse, TransitionComplaintRequest, kpi, measurement, question,
 };
+use unione_proto::registry::v1::case_service_client::CaseServiceClient;
 use unione_proto::registry::v1::certificate_service_client::CertificateServiceClient;
 use unione_proto::registry::v1::household_service_client::HouseholdServiceClient;
 use unione_proto::registry::v1::protocol_service_client::ProtocolServiceClient;
 use unione_proto::registry::v1::resident_service_client::ResidentServiceClient;
+use unione_proto::registry::v1::{
+    AcceptCaseRequest, Case, CreateProcedureTypeRequest, ProcedureType, RequestIntegrationRequest,
+    SubmitCaseRequest, TakeCaseInChargeRequest,
+};
 use unione_proto::registry::v1::{
     AddHouseholdMemberRequest, Certificate, CertificateType, CreateHouseholdRequest,
     CreateResidenceEventRequest, IssueCertificateRequest, Relationship, ResidenceEvent,
@@ -227,6 +232,7 @@ pub async fn seed(
                 let residents = seed_residents(gateway.clone(), &op, &people).await?;
                 let code = seed_households(gateway.clone(), &op, &residents).await?;
                 seed_protocol(gateway.clone(), &op, &people).await?;
+                seed_cases(gateway.clone(), &op, &people).await?;
                 if istat == "011027" {
                     seeded.citizen_fiscal_number = people[0].codice_fiscale.clone();
                     seeded.certificate_code = code;
@@ -475,6 +481,112 @@ async fn seed_households(
         }
     }
     Ok(code)
+}
+
+/// Procedure types with their legal deadlines, and cases submitted at the counter on
+/// citizens' behalf (each registered in the protocol), at different stages.
+async fn seed_cases(
+    gateway: Channel,
+    op: &Operator<'_>,
+    people: &[Resident],
+) -> anyhow::Result<()> {
+    let mut client = CaseServiceClient::new(gateway);
+    let types = [
+        (
+            "SUOLO",
+            "Occupazione temporanea di suolo pubblico",
+            30,
+            false,
+            "SUAP",
+            "6.3",
+        ),
+        (
+            "EDIL",
+            "Permesso di costruire",
+            60,
+            false,
+            "Edilizia privata",
+            "6.3",
+        ),
+        (
+            "CONTR",
+            "Contributo economico straordinario",
+            120,
+            true,
+            "Servizi sociali",
+            "7.1",
+        ),
+    ];
+    for (code, title, days, complex, office, classification) in types {
+        client
+            .create_procedure_type(op.call(CreateProcedureTypeRequest {
+                parent: format!("comuni/{}", op.istat),
+                procedure_type: Some(ProcedureType {
+                    code: code.to_owned(),
+                    title: title.to_owned(),
+                    legal_days: days,
+                    complex,
+                    office: office.to_owned(),
+                    classification: classification.to_owned(),
+                    ..ProcedureType::default()
+                }),
+                request_id: format!("demo-procedure-{}-{code}", op.istat),
+            }))
+            .await
+            .context("creating a procedure type")?;
+    }
+    let cases = [
+        ("SUOLO", "Dehors estivo per il bar in piazza", 2),
+        ("EDIL", "Ampliamento di un fabbricato rurale", 1),
+        ("CONTR", "Contributo per le utenze domestiche", 0),
+        ("SUOLO", "Ponteggio per il rifacimento della facciata", 3),
+    ];
+    for (i, (code, subject, progress)) in cases.into_iter().enumerate() {
+        let applicant = &people[10 + i];
+        let case = client
+            .submit_case(op.call(SubmitCaseRequest {
+                parent: format!("comuni/{}", op.istat),
+                case: Some(Case {
+                    procedure_type: format!("comuni/{}/procedureTypes/{code}", op.istat),
+                    applicant: applicant.codice_fiscale.clone(),
+                    subject: subject.to_owned(),
+                    data: format!("{{\"richiesta\": \"{subject}\"}}"),
+                    ..Case::default()
+                }),
+                request_id: format!("demo-case-{}-{i}", op.istat),
+            }))
+            .await
+            .context("submitting a case")?
+            .into_inner();
+        if progress >= 1 {
+            client
+                .take_case_in_charge(op.call(TakeCaseInChargeRequest {
+                    name: case.name.clone(),
+                    reason: String::new(),
+                }))
+                .await
+                .context("taking a case in charge")?;
+        }
+        if progress == 2 {
+            client
+                .request_integration(op.call(RequestIntegrationRequest {
+                    name: case.name.clone(),
+                    reason: "Manca la planimetria dell'area occupata".to_owned(),
+                }))
+                .await
+                .context("requesting an integration")?;
+        }
+        if progress == 3 {
+            client
+                .accept_case(op.call(AcceptCaseRequest {
+                    name: case.name.clone(),
+                    reason: "Istruttoria favorevole; autorizzazione rilasciata".to_owned(),
+                }))
+                .await
+                .context("accepting a case")?;
+        }
+    }
+    Ok(())
 }
 
 /// Protocol registrations of the day: incoming requests, outgoing replies, internal acts;

@@ -98,10 +98,12 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 .max_encoding_message_size(max),
         );
         builder.add(
-            unione_registry::certificate_service(db.clone(), served)
+            unione_registry::certificate_service(db.clone(), served.clone())
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
+        // Cases carry their documents: the service sets its own limit, as the protocol does.
+        builder.add(unione_registry::case_service(db.clone(), served));
     }
     if runs(Function::Payments) {
         let served = config.served(Function::Payments);
