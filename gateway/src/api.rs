@@ -1,7 +1,8 @@
 //! `unione.federation.v1.DirectoryService` on the client-facing listener, served from the
 //! in-memory snapshot of the directory and the prober's latest results, behind a token check.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tonic::{Code, Request, Response, Status};
 use unione_kit::ApiError;
@@ -265,12 +266,22 @@ fn member_status(functions: &[FunctionHealth]) -> ServingStatus {
 #[derive(Clone)]
 pub struct Authenticator {
     verifier: Verifier,
+    /// Tokens already verified, with their claims, until they expire: checking an Ed25519
+    /// signature on every call was a quarter of the gateway's cost per call
+    /// (gateway/BENCHMARKS.md).
+    verified: Arc<Mutex<HashMap<String, Claims>>>,
 }
+
+/// Verified tokens kept at most; the cache starts again when full.
+const VERIFIED_TOKENS: usize = 10_000;
 
 impl Authenticator {
     /// Verifies with `verifier`.
     pub fn new(verifier: Verifier) -> Self {
-        Self { verifier }
+        Self {
+            verifier,
+            verified: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 }
 
@@ -303,9 +314,27 @@ impl Authenticator {
                     "the authorization header is not `Bearer <token>`",
                 )
             })?;
+        let now = chrono::Utc::now().timestamp();
+        if let Some(claims) = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            .filter(|c| c.exp > now)
+        {
+            return Ok(claims.clone());
+        }
         match self.verifier.verify(token) {
             Ok(claims) => {
                 tracing::debug!(sub = %claims.sub, role = ?claims.role, "token verified");
+                let mut verified = self
+                    .verified
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if verified.len() >= VERIFIED_TOKENS {
+                    verified.clear();
+                }
+                verified.insert(token.to_owned(), claims.clone());
                 Ok(claims)
             }
             Err(TokenError::Expired) => {
@@ -552,6 +581,18 @@ mod tests {
                 .expect("accepted")
                 .role,
             Role::Admin
+        );
+        // Verified again from the cache; a changed token is not the cached one.
+        assert_eq!(
+            auth.authenticate(Some(token.as_bytes()))
+                .expect("cached")
+                .sub,
+            "admin-1"
+        );
+        let forged = format!("{token}x");
+        assert_eq!(
+            reason(auth.authenticate(Some(forged.as_bytes()))),
+            "TOKEN_INVALID"
         );
     }
 }
