@@ -281,6 +281,23 @@ async fn killed_node_is_unhealthy_and_foreign_certificates_are_refused() {
     );
     luni.kill();
 
+    // `unione health` is a probe: it checks a server with the TLS files it serves with.
+    let probe = |what: &str, file: &str| {
+        unione()
+            .args(["health", what, "--config"])
+            .arg(config.join(file))
+            .output()
+            .expect("the binary runs")
+    };
+    let ok = probe("node", "arcola.toml");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "SERVING");
+    assert!(probe("gateway", "gateway.toml").status.success());
+
     // Kill Arcola's node as in a crash: Arcola goes unhealthy, the others stay healthy.
     let arcola_index = 3;
     nodes.remove(arcola_index).kill();
@@ -297,6 +314,9 @@ async fn killed_node_is_unhealthy_and_foreign_certificates_are_refused() {
         },
     )
     .await;
+
+    let down = probe("node", "arcola.toml");
+    assert_eq!(down.status.code(), Some(1), "a dead node fails its probe");
 
     // A node refuses a client certificate from another CA.
     let intruder = unione_kit::certs::issue(&foreign, unione_kit::certs::Kind::Client, "intruder")
