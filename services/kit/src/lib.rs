@@ -3,6 +3,7 @@
 //! idempotency, and the server builder that gives any service health, reflection, limits and
 //! graceful shutdown.
 
+pub mod bench;
 pub mod certs;
 pub mod config;
 pub mod error;
