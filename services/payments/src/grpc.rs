@@ -6,17 +6,20 @@
 //! -> [`storage::insert_position`]; `invalidate_debt_position` -> [`state::check_invalidate`]
 //! -> [`storage::write_state`]. The calls of payment providers are in [`PaymentProviderApi`],
 //! the reconciliation flows in [`ReconciliationApi`], the ledger's verification in
-//! [`LedgerApi`].
+//! [`LedgerApi`], the cost sharing among the members of an association in
+//! [`CostSharingApi`].
 //! Creating a position appends its recognition to the journal
 //! ([`ledger::position_created`] -> [`storage::append_transaction`]) in the same transaction.
 //!
 //! The state sent is always the one in force now ([`state::effective_state`] on the clock's
 //! date), so a position past its due dates reads EXPIRED without any job having run.
 
+mod cost_sharing;
 mod ledger_api;
 mod provider;
 mod reconciliation;
 
+pub use cost_sharing::CostSharingApi;
 pub use ledger_api::LedgerApi;
 pub use provider::PaymentProviderApi;
 pub use reconciliation::ReconciliationApi;

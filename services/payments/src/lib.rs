@@ -14,7 +14,9 @@
 //! settled (REPORTED, rolling up to the position). Every movement of money is a balanced
 //! double-entry transaction in the comune's journal, appended in the same database
 //! transaction as the fact it records; [`ledger_service`] verifies the journal's invariants
-//! (`domain::ledger` has the chart of accounts).
+//! (`domain::ledger` has the chart of accounts). A capofila shares the yearly cost of a
+//! function among its member comuni and issues each share as a debt position
+//! ([`cost_sharing_service`]; `domain::apportion` has the arithmetic).
 
 pub mod clock;
 pub mod domain;
@@ -22,8 +24,9 @@ pub mod grpc;
 pub mod storage;
 
 pub use clock::Clock;
-pub use grpc::{DebtPositionApi, LedgerApi, PaymentProviderApi, ReconciliationApi};
+pub use grpc::{CostSharingApi, DebtPositionApi, LedgerApi, PaymentProviderApi, ReconciliationApi};
 use unione_kit::{Database, Served};
+use unione_proto::payments::v1::cost_sharing_service_server::CostSharingServiceServer;
 use unione_proto::payments::v1::debt_position_service_server::DebtPositionServiceServer;
 use unione_proto::payments::v1::ledger_service_server::LedgerServiceServer;
 use unione_proto::payments::v1::payment_provider_service_server::PaymentProviderServiceServer;
@@ -62,4 +65,14 @@ pub fn reconciliation_service(
 /// database already migrated with [`migrations`].
 pub fn ledger_service(db: Database, served: Served) -> LedgerServiceServer<LedgerApi> {
     LedgerServiceServer::new(LedgerApi::new(db, served))
+}
+
+/// The cost sharing service (apportion a shared cost among the members of an association,
+/// issue the shares as debt positions) for the comuni in `served`, each as capofila, over a
+/// database already migrated with [`migrations`].
+pub fn cost_sharing_service(
+    db: Database,
+    served: Served,
+) -> CostSharingServiceServer<CostSharingApi> {
+    CostSharingServiceServer::new(CostSharingApi::new(db, served))
 }

@@ -14,10 +14,17 @@
 //! The double-entry journal (`storage/ledger.rs`: [`append_transaction`], [`load_journal`])
 //! and the reconciliation flows (`storage/reconciliation.rs`: [`insert_flow`] and the rest);
 //! their rows are written inside the same transactions as the facts they
-//! record.
+//! record. Apportionments of a shared cost and the positions issued from them are in
+//! `storage/cost_sharing.rs` ([`insert_apportionment`] and the rest).
 
+mod cost_sharing;
 mod ledger;
 mod reconciliation;
+
+pub use cost_sharing::{
+    IssuedPosition, NewApportionment, StoredApportionment, get_apportionment, insert_apportionment,
+    insert_issued_position, lock_apportionment, mark_issued, read_apportionment,
+};
 
 pub use ledger::{append_transaction, load_journal};
 pub use reconciliation::{

@@ -121,6 +121,44 @@ pub enum DomainError {
         /// What its lines give.
         actual: i64,
     },
+    /// A basis of a cost apportionment that cannot be used: negative, too large, or zero for
+    /// every member (reason `INVALID_BASIS`).
+    #[error("{field}: {why}")]
+    Basis {
+        /// The field.
+        field: String,
+        /// Which rule.
+        why: &'static str,
+    },
+    /// The percentages of an apportionment's mix are out of 0..100 or do not sum to 100
+    /// (reason `INVALID_MIX`).
+    #[error("{field}: {why}")]
+    Mix {
+        /// The field.
+        field: String,
+        /// Which rule.
+        why: &'static str,
+    },
+    /// A member listed twice in an apportionment (reason `DUPLICATE_MEMBER`).
+    #[error("{field} lists a member already listed")]
+    DuplicateMember {
+        /// The field.
+        field: String,
+    },
+    /// An ISTAT code that is not 6 digits (reason `INVALID_ISTAT`).
+    #[error("{field} must be a 6-digit ISTAT code")]
+    Istat {
+        /// The field.
+        field: String,
+    },
+    /// More members than an apportionment takes (reason `TOO_MANY_MEMBERS`).
+    #[error("{field} has {count} members; at most 1000")]
+    TooManyMembers {
+        /// The field.
+        field: String,
+        /// How many were given.
+        count: usize,
+    },
 }
 
 impl DomainError {
@@ -142,6 +180,11 @@ impl DomainError {
             Self::TransferIndex { .. } => "INVALID_TRANSFER_INDEX",
             Self::Outcome { .. } => "INVALID_OUTCOME",
             Self::FlowTotals { .. } => "FLOW_TOTALS_MISMATCH",
+            Self::Basis { .. } => "INVALID_BASIS",
+            Self::Mix { .. } => "INVALID_MIX",
+            Self::DuplicateMember { .. } => "DUPLICATE_MEMBER",
+            Self::Istat { .. } => "INVALID_ISTAT",
+            Self::TooManyMembers { .. } => "TOO_MANY_MEMBERS",
         }
     }
 
@@ -162,7 +205,12 @@ impl DomainError {
             | Self::CreditorMismatch { field }
             | Self::TransferIndex { field }
             | Self::Outcome { field }
-            | Self::FlowTotals { field, .. } => field,
+            | Self::FlowTotals { field, .. }
+            | Self::Basis { field, .. }
+            | Self::Mix { field, .. }
+            | Self::DuplicateMember { field }
+            | Self::Istat { field }
+            | Self::TooManyMembers { field, .. } => field,
         }
     }
 }

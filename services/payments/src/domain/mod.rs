@@ -1,6 +1,7 @@
 //! The rules of the payments desk, pure: no tonic, no sqlx, no clock except where an instant is
 //! passed in. Each rule names where it comes from in DOMAIN.md.
 //!
+//! - [`apportion`]: cost sharing among the members of an association (largest remainder).
 //! - [`fiscal`]: fiscal codes (11-digit Luhn, 16-character codice fiscale with omocodia).
 //! - [`iban`]: Italian IBANs (ISO 13616 mod 97, CIN letter format).
 //! - [`notice`]: IUVs and 18-digit notice numbers (aux digit 3, mod 93 check digits).
@@ -12,6 +13,7 @@
 //! - [`reconciliation`]: reconciliation flows, their totals and the matching of their lines.
 //! - [`DomainError`]: every rule a request can break, with reason and field path.
 
+pub mod apportion;
 mod error;
 pub mod fiscal;
 pub mod iban;
