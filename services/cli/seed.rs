@@ -14,12 +14,17 @@ use unione_kit::names::routed;
 use unione_node::Function;
 use unione_proto::common::v1::Channel as Contact;
 use unione_proto::google::r#type::Date;
+use unione_proto::payments::v1::cost_sharing_service_client::CostSharingServiceClient;
 use unione_proto::payments::v1::debt_position_service_client::DebtPositionServiceClient;
 use unione_proto::payments::v1::payment_provider_service_client::PaymentProviderServiceClient;
 use unione_proto::payments::v1::reconciliation_service_client::ReconciliationServiceClient;
 use unione_proto::payments::v1::{
     ActivatePaymentRequest, CreateDebtPositionRequest, DebtPosition, PaymentOption,
     SendReceiptRequest, Transfer, VerifyNoticeRequest,
+};
+use unione_proto::payments::v1::{
+    Apportionment, ApportionmentMember, ApportionmentMethod, ComputeApportionmentRequest,
+    IssueApportionmentRequest,
 };
 use unione_proto::payments::v1::{
     FlowHeader, FlowLine, FlowTotals, ImportReconciliationFlowRequest, ReconciliationFlow,
@@ -253,7 +258,71 @@ pub async fn seed(
             tracing::info!(node = node_id, comune = istat, "seeded");
         }
     }
+    share_registry_costs(gateway, operators).await?;
     Ok(seeded)
+}
+
+/// Gestione associata: Sarzana runs the registry office for Ameglia too; its yearly cost is
+/// shared half by population and half by usage (the residents each registry holds), and
+/// Ameglia's share is billed to it as a debt position.
+async fn share_registry_costs(
+    gateway: Channel,
+    operators: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    let capofila = "011027";
+    let op = Operator {
+        istat: capofila,
+        token: operators.get(capofila).context("Sarzana's operator")?,
+    };
+    let member = |istat: &str| -> anyhow::Result<ApportionmentMember> {
+        let town = TOWNS
+            .iter()
+            .find(|t| t.istat == istat)
+            .context("demo town")?;
+        Ok(ApportionmentMember {
+            istat: istat.to_owned(),
+            fiscal_code: synthetic_fiscal_code(istat),
+            population: town.population,
+            usage: town.population / 200,
+            quota: 0,
+        })
+    };
+    let mut client = CostSharingServiceClient::new(gateway);
+    let apportionment = client
+        .compute_apportionment(op.call(ComputeApportionmentRequest {
+            parent: format!("comuni/{capofila}"),
+            apportionment: Some(Apportionment {
+                function: "Ufficio anagrafe associato".to_owned(),
+                year: 2026,
+                total_cost_cents: 18_650_000,
+                method: Some(ApportionmentMethod {
+                    population_percent: 50,
+                    usage_percent: 50,
+                    quota_percent: 0,
+                }),
+                members: vec![member(capofila)?, member("011001")?],
+                ..Apportionment::default()
+            }),
+            request_id: "demo-apportionment-registry-2026".to_owned(),
+        }))
+        .await
+        .context("apportioning the registry office's cost")?
+        .into_inner();
+    let today = chrono::Utc::now().date_naive() + chrono::Duration::days(60);
+    use chrono::Datelike;
+    client
+        .issue_apportionment(op.call(IssueApportionmentRequest {
+            name: apportionment.name,
+            creditor_iban: synthetic_iban("05034", "49840", &format!("0000{capofila}00")),
+            due_date: date(
+                today.year(),
+                i32::try_from(today.month()).expect("month"),
+                i32::try_from(today.day()).expect("day"),
+            ),
+        }))
+        .await
+        .context("billing the shares")?;
+    Ok(())
 }
 
 /// The comune being seeded and its operator's token.

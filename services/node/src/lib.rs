@@ -123,7 +123,12 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 .max_encoding_message_size(max),
         );
         builder.add(
-            unione_payments::ledger_service(db.clone(), served)
+            unione_payments::ledger_service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_payments::cost_sharing_service(db.clone(), served)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
