@@ -2,45 +2,23 @@
 //! PostgreSQL, with a test clock. The handlers are called directly, with the routing header
 //! the gateway sets.
 
+mod support;
+
+use support::*;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::NaiveDateTime;
 use tonic::{Code, Request};
+use unione_kit::Served;
 use unione_kit::error::reason_and_field;
 use unione_kit::names::{ROUTING_HEADER, routed};
 use unione_kit::storage::testing::{self, TestDatabase};
-use unione_kit::{ComuneProfile, Istat, Served};
 use unione_proto::common::v1::Channel;
-use unione_proto::google::r#type::Date;
 use unione_proto::quality::v1 as pb;
 use unione_proto::quality::v1::ComplaintStatus as S;
 use unione_proto::quality::v1::complaint_service_server::ComplaintService;
 use unione_quality::{Clock, ComplaintApi};
-
-const SARZANA: &str = "011027";
-const ARCOLA: &str = "011002";
-const LUNI: &str = "011020";
-
-fn profile(istat: &str, name: &str) -> ComuneProfile {
-    ComuneProfile {
-        istat: Istat::parse(istat).expect("a six-digit code"),
-        name: name.to_owned(),
-        fiscal_code: format!("001{istat}00"),
-        cadastral_code: "I449".to_owned(),
-        segregation_code: "01".to_owned(),
-        ipa_code: format!("c_{istat}"),
-        population: 10_000,
-    }
-}
-
-/// A UTC instant `YYYY-MM-DD HH:MM` in microseconds.
-fn utc(text: &str) -> i64 {
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M")
-        .expect("a test instant")
-        .and_utc()
-        .timestamp_micros()
-}
 
 struct Fixture {
     api: ComplaintApi,
@@ -117,10 +95,6 @@ fn transition(name: &str, status: S, actor: &str) -> Request<pb::TransitionCompl
             actor: actor.to_owned(),
         },
     )
-}
-
-fn date(year: i32, month: i32, day: i32) -> Option<Date> {
-    Some(Date { year, month, day })
 }
 
 fn charter(istat: &str, ack: i32, resp: i32) -> Request<pb::UpdateServiceCharterRequest> {

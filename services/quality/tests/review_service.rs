@@ -3,19 +3,21 @@
 //! of a seeded quarter against hand-computed KPI outcomes, and the open data export (CC BY) as
 //! RFC 4180 CSV and JSON.
 
+mod support;
+
+use support::*;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::NaiveDateTime;
 use tonic::{Code, Request};
 use unione_kit::error::reason_and_field;
 use unione_kit::names::{ROUTING_HEADER, routed};
 use unione_kit::principal::Principal;
 use unione_kit::storage::testing::{self, TestDatabase};
 use unione_kit::token::Role;
-use unione_kit::{ComuneProfile, Istat, Served};
+use unione_kit::{Istat, Served};
 use unione_proto::common::v1::Channel;
-use unione_proto::google::r#type::Date;
 use unione_proto::quality::v1 as pb;
 use unione_proto::quality::v1::complaint_service_server::ComplaintService;
 use unione_proto::quality::v1::improvement_service_server::ImprovementService;
@@ -25,33 +27,8 @@ use unione_proto::quality::v1::survey_service_server::SurveyService;
 use unione_quality::domain::{Kpi, Normalisation, PeriodKind, Polarity, Source};
 use unione_quality::{Clock, ComplaintApi, ImprovementApi, KpiApi, ReviewApi, SurveyApi};
 
-const SARZANA: &str = "011027";
-const LUNI: &str = "011020";
 /// A local KPI whose title needs quoting in CSV (a comma and double quotes).
 const WAIT_TITLE: &str = "Waiting time, counter \"Anagrafe\"";
-
-fn profile(istat: &str, name: &str) -> ComuneProfile {
-    ComuneProfile {
-        istat: Istat::parse(istat).expect("a six-digit code"),
-        name: name.to_owned(),
-        fiscal_code: format!("001{istat}00"),
-        cadastral_code: "I449".to_owned(),
-        segregation_code: "01".to_owned(),
-        ipa_code: format!("c_{istat}"),
-        population: 10_000,
-    }
-}
-
-fn utc(text: &str) -> i64 {
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M")
-        .expect("a test instant")
-        .and_utc()
-        .timestamp_micros()
-}
-
-fn date(year: i32, month: i32, day: i32) -> Option<Date> {
-    Some(Date { year, month, day })
-}
 
 fn as_user<T>(istat: &str, message: T) -> Request<T> {
     let mut request = routed(istat, message);

@@ -2,45 +2,24 @@
 //! PostgreSQL. The handlers are called directly, with the routing header the gateway sets and a
 //! test clock.
 
+mod support;
+
+use support::*;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::NaiveDateTime;
 use tonic::{Code, Request};
+use unione_kit::Served;
 use unione_kit::error::reason_and_field;
 use unione_kit::names::{ROUTING_HEADER, routed};
 use unione_kit::storage::testing::{self, TestDatabase};
-use unione_kit::{ComuneProfile, Istat, Served};
 use unione_proto::common::v1::Channel;
 use unione_proto::google::r#type::Date;
 use unione_proto::quality::v1 as pb;
 use unione_proto::quality::v1::question::Scale;
 use unione_proto::quality::v1::survey_service_server::SurveyService;
 use unione_quality::{Clock, SurveyApi};
-
-const SARZANA: &str = "011027";
-const ARCOLA: &str = "011002";
-const LUNI: &str = "011020";
-
-fn profile(istat: &str, name: &str) -> ComuneProfile {
-    ComuneProfile {
-        istat: Istat::parse(istat).expect("a six-digit code"),
-        name: name.to_owned(),
-        fiscal_code: format!("001{istat}00"),
-        cadastral_code: "I449".to_owned(),
-        segregation_code: "01".to_owned(),
-        ipa_code: format!("c_{istat}"),
-        population: 10_000,
-    }
-}
-
-/// A UTC instant `YYYY-MM-DD HH:MM` in microseconds.
-fn utc(text: &str) -> i64 {
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M")
-        .expect("a test instant")
-        .and_utc()
-        .timestamp_micros()
-}
 
 struct Fixture {
     api: SurveyApi,
@@ -116,10 +95,6 @@ fn answer(
             request_id: request_id.to_owned(),
         },
     )
-}
-
-fn date(year: i32, month: i32, day: i32) -> Option<Date> {
-    Some(Date { year, month, day })
 }
 
 async fn results(
