@@ -1174,6 +1174,29 @@ fn check_workload(doc: &Yaml, what: &str) {
                 p["grpc"].is_badvalue(),
                 "{name}: {probe} cannot be a gRPC probe (TLS only)"
             );
+            if p["exec"].is_hash() {
+                // `unione health <kind> --config <file>`, with the kind and the file the
+                // container serves with.
+                let command: Vec<String> = list(&p["exec"]["command"])
+                    .iter()
+                    .filter_map(scalar)
+                    .collect();
+                let args: Vec<String> = list(&c["args"]).iter().filter_map(scalar).collect();
+                assert_eq!(
+                    command.get(..3).map(|c| c.join(" ")),
+                    Some(format!(
+                        "unione health {}",
+                        args.first().cloned().unwrap_or_default()
+                    )),
+                    "{name}: {probe} runs `unione health` for what the container runs"
+                );
+                assert_eq!(
+                    command.get(3..),
+                    args.get(1..),
+                    "{name}: {probe} checks the served configuration"
+                );
+                continue;
+            }
             assert!(
                 p["tcpSocket"].is_hash() || p["httpGet"].is_hash(),
                 "{name}: {probe} is a TCP or HTTP probe"
