@@ -1,0 +1,294 @@
+//! The gateway under a steady stream of calls (DOMAIN.md, Federation; issue 6): the directory
+//! changes at run time and another comune's node dies, and the calls for Sarzana never fail.
+//! Real nodes (`unione_node`), the real gateway, mutual TLS, SQLite.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use unione_gateway::GatewayConfig;
+use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
+use unione_kit::certs::{self, Kind};
+use unione_kit::names::routed;
+use unione_kit::tls::TlsFiles;
+use unione_kit::token::{self, Role};
+use unione_kit::{ComuneProfile, Istat};
+use unione_node::config::ServedComune;
+use unione_node::{Function, NodeConfig, RunningNode};
+use unione_proto::federation::v1::directory_service_client::DirectoryServiceClient;
+use unione_proto::federation::v1::{GetFederationHealthRequest, ServingStatus};
+use unione_proto::quality::v1::GetKpiRequest;
+use unione_proto::quality::v1::kpi_service_client::KpiServiceClient;
+
+const SARZANA: &str = "011027";
+const AMEGLIA: &str = "011001";
+const LUNI: &str = "011020";
+
+fn tls_files(dir: &Path, kind: Kind, id: &str) -> TlsFiles {
+    let issued = certs::issue(dir, kind, id).expect("certificate issued");
+    TlsFiles {
+        ca: certs::ca_cert_path(dir).display().to_string(),
+        cert: issued.cert.display().to_string(),
+        key: issued.key.display().to_string(),
+    }
+}
+
+fn member(istat: &str, name: &str) -> MemberEntry {
+    MemberEntry {
+        istat: istat.to_owned(),
+        name: name.to_owned(),
+        fiscal_code: format!("001{istat}00"),
+        cadastral_code: "I449".to_owned(),
+        population: 10_000,
+        province: "SP".to_owned(),
+        peer_group: "test".to_owned(),
+        ipa_code: format!("c_{istat}"),
+        segregation_code: "01".to_owned(),
+    }
+}
+
+async fn node(root: &Path, id: &str, istat: &str) -> RunningNode {
+    let config = NodeConfig {
+        node_id: id.to_owned(),
+        listen: "127.0.0.1:0".to_owned(),
+        data_dir: root.join(id).display().to_string(),
+        tls: tls_files(&root.join("certs"), Kind::Node, id),
+        comuni: vec![ServedComune {
+            profile: ComuneProfile {
+                istat: Istat::parse(istat).expect("a six-digit code"),
+                name: id.to_owned(),
+                fiscal_code: format!("001{istat}00"),
+                cadastral_code: "I449".to_owned(),
+                segregation_code: "01".to_owned(),
+                ipa_code: format!("c_{istat}"),
+                population: 10_000,
+            },
+            functions: Function::ALL.to_vec(),
+        }],
+        ..NodeConfig::default()
+    };
+    unione_node::start(config).await.expect("the node starts")
+}
+
+fn provisions(istat: &str, node: &str) -> Vec<ProvisionEntry> {
+    ["registry", "payments", "quality"]
+        .into_iter()
+        .map(|f| ProvisionEntry {
+            comune: istat.to_owned(),
+            function: f.to_owned(),
+            node: node.to_owned(),
+        })
+        .collect()
+}
+
+async fn wait_until<F: Fn(&unione_proto::federation::v1::FederationHealth) -> bool>(
+    channel: &Channel,
+    token: &str,
+    what: &str,
+    done: F,
+) {
+    let mut client = DirectoryServiceClient::new(channel.clone());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut request = tonic::Request::new(GetFederationHealthRequest {});
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("ascii"),
+        );
+        let health = client
+            .get_federation_health(request)
+            .await
+            .expect("health answers")
+            .into_inner();
+        if done(&health) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {health:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn status(h: &unione_proto::federation::v1::FederationHealth, istat: &str) -> i32 {
+    h.members
+        .iter()
+        .find(|m| m.comune == format!("comuni/{istat}"))
+        .map_or(0, |m| m.status)
+}
+
+/// Under load, a new directory version is installed and another comune's node is killed; no
+/// call for Sarzana fails, and calls for the dead node's comune fail fast with UNAVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn directory_changes_and_a_dead_node_do_not_fail_other_calls() {
+    unione_kit::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    certs::ensure_ca(&root.join("certs"), "Test federation").expect("CA");
+    let keys = root.join("keys");
+    token::ensure_keys(&keys).expect("token keys");
+    let admin = token::Signer::load(&keys).expect("signer").issue(
+        "admin-1",
+        Role::Admin,
+        Vec::new(),
+        None,
+        1,
+    );
+
+    let sarzana = node(root, "sarzana", SARZANA).await;
+    let ameglia = node(root, "ameglia", AMEGLIA).await;
+    let mut directory = DirectoryFile {
+        members: vec![member(SARZANA, "Sarzana"), member(AMEGLIA, "Ameglia")],
+        nodes: vec![
+            NodeEntry {
+                node_id: "sarzana".into(),
+                endpoint: format!("https://{}", sarzana.addr),
+            },
+            NodeEntry {
+                node_id: "ameglia".into(),
+                endpoint: format!("https://{}", ameglia.addr),
+            },
+        ],
+        provisions: [
+            provisions(SARZANA, "sarzana"),
+            provisions(AMEGLIA, "ameglia"),
+        ]
+        .concat(),
+    };
+    let file = root.join("directory.toml");
+    std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");
+    let gateway = unione_gateway::start(GatewayConfig {
+        gateway_id: "gateway".into(),
+        listen: "127.0.0.1:0".into(),
+        data_dir: root.join("gateway").display().to_string(),
+        directory_file: file.display().to_string(),
+        token_keys_dir: keys.display().to_string(),
+        health_interval_ms: 200,
+        probe_timeout_ms: 500,
+        directory_refresh_ms: 200,
+        // This test is about routing, not about the rate limits.
+        calls_per_second_per_principal: 1_000_000,
+        calls_per_second_per_comune: 1_000_000,
+        tls: tls_files(&root.join("certs"), Kind::Gateway, "gateway"),
+        ..GatewayConfig::default()
+    })
+    .await
+    .expect("the gateway starts");
+    let ca = std::fs::read(certs::ca_cert_path(&root.join("certs"))).expect("CA");
+    let channel = Channel::from_shared(format!("https://{}", gateway.addr))
+        .expect("endpoint")
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("localhost"),
+        )
+        .expect("TLS")
+        .connect()
+        .await
+        .expect("the gateway accepts TLS");
+    wait_until(&channel, &admin, "both members serving", |h| {
+        status(h, SARZANA) == ServingStatus::Serving as i32
+            && status(h, AMEGLIA) == ServingStatus::Serving as i32
+    })
+    .await;
+
+    // A steady stream of calls for Sarzana, through the gateway.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+    let mut load = Vec::new();
+    for _ in 0..8 {
+        let (channel, admin, stop, ok, failed, first_error) = (
+            channel.clone(),
+            admin.clone(),
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            first_error.clone(),
+        );
+        load.push(tokio::spawn(async move {
+            let mut client = KpiServiceClient::new(channel);
+            while !stop.load(Ordering::Relaxed) {
+                let mut request = routed(
+                    SARZANA,
+                    GetKpiRequest {
+                        name: format!("comuni/{SARZANA}/kpis/UQ0001"),
+                    },
+                );
+                request.metadata_mut().insert(
+                    "authorization",
+                    format!("Bearer {admin}").parse().expect("ascii"),
+                );
+                match client.get_kpi(request).await {
+                    Ok(_) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(status) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .get_or_insert_with(|| format!("{status:?}"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }));
+    }
+
+    // The directory changes: Luni joins, served by Ameglia's node (which does not confirm it).
+    directory.members.push(member(LUNI, "Luni"));
+    directory.provisions.extend(provisions(LUNI, "ameglia"));
+    std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");
+    wait_until(&channel, &admin, "directory version 2", |h| {
+        h.directory_version == 2
+    })
+    .await;
+
+    // Ameglia's node dies.
+    ameglia.stop().await.expect("the node stops");
+    wait_until(&channel, &admin, "Ameglia unhealthy", |h| {
+        status(h, AMEGLIA) == ServingStatus::NotServing as i32
+    })
+    .await;
+    let mut request = routed(
+        AMEGLIA,
+        GetKpiRequest {
+            name: format!("comuni/{AMEGLIA}/kpis/UQ0001"),
+        },
+    );
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {admin}").parse().expect("ascii"),
+    );
+    let started = Instant::now();
+    let status = KpiServiceClient::new(channel.clone())
+        .get_kpi(request)
+        .await
+        .expect_err("the dead node's comune is refused");
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(started.elapsed() < Duration::from_secs(5), "and fast");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.expect("a load task ends");
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert_eq!(
+        failed,
+        0,
+        "no call for Sarzana failed ({ok} succeeded); the first failure: {:?}",
+        first_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    );
+    assert!(ok > 50, "the load ran: {ok} calls");
+
+    gateway.stop().await.expect("the gateway stops");
+    sarzana.stop().await.expect("the node stops");
+}
