@@ -490,6 +490,24 @@ fn with_token_and_route<T>(
     request
 }
 
+/// The code and reason with which the gateway (or the node behind it) refuses a
+/// ListResidents call.
+async fn refusal(
+    client: &mut ResidentServiceClient<tonic::transport::Channel>,
+    parent: &str,
+    token: Option<&str>,
+    route: Option<&str>,
+) -> (tonic::Code, String) {
+    let status = client
+        .list_residents(with_token_and_route(residents_of(parent), token, route))
+        .await
+        .expect_err("refused");
+    (
+        status.code(),
+        unione_kit::error::reason_and_field(&status).0,
+    )
+}
+
 fn residents_of(istat: &str) -> ListResidentsRequest {
     ListResidentsRequest {
         parent: format!("comuni/{istat}"),
@@ -581,100 +599,70 @@ async fn calls_are_routed_by_comune_through_the_gateway() {
         .into_inner();
     assert!(!positions.debt_positions.is_empty());
 
-    let refused = |result: Result<
-        tonic::Response<unione_proto::registry::v1::ListResidentsResponse>,
-        tonic::Status,
-    >| {
-        let status = result.expect_err("refused");
-        let (reason, _) = reason_and_field(&status);
-        (status.code(), reason)
-    };
-    // Another town's operator is refused, whether or not the comune exists.
-    assert_eq!(
-        refused(
-            residents
-                .list_residents(with_token_and_route(
-                    residents_of("011027"),
-                    Some(&luni_op),
-                    Some("011027")
-                ))
-                .await
+    // Refusals, each for one reason, none saying whether the comune or the record exists.
+    let cases = [
+        (
+            "another town's operator",
+            "011027",
+            Some(&luni_op),
+            Some("011027"),
+            Code::PermissionDenied,
+            "COMUNE_OUT_OF_SCOPE",
         ),
-        (Code::PermissionDenied, "COMUNE_OUT_OF_SCOPE".to_owned())
-    );
-    assert_eq!(
-        refused(
-            residents
-                .list_residents(with_token_and_route(
-                    residents_of("011015"),
-                    Some(&luni_op),
-                    Some("011015")
-                ))
-                .await
+        (
+            "another town's operator, a non-member comune",
+            "011015",
+            Some(&luni_op),
+            Some("011015"),
+            Code::PermissionDenied,
+            "COMUNE_OUT_OF_SCOPE",
         ),
-        (Code::PermissionDenied, "COMUNE_OUT_OF_SCOPE".to_owned())
-    );
-    // Routed for Sarzana, the body asks for Ameglia (served by the same node): the node refuses.
-    assert_eq!(
-        refused(
-            residents
-                .list_residents(with_token_and_route(
-                    residents_of("011001"),
-                    Some(&sarzana_op),
-                    Some("011027")
-                ))
-                .await
+        // Routed for Sarzana, the body asks for Ameglia (served by the same node): the node refuses.
+        (
+            "a body naming another comune than the header",
+            "011001",
+            Some(&sarzana_op),
+            Some("011027"),
+            Code::FailedPrecondition,
+            "ROUTING_MISMATCH",
         ),
-        (Code::FailedPrecondition, "ROUTING_MISMATCH".to_owned())
-    );
-    assert_eq!(
-        refused(
-            residents
-                .list_residents(with_token_and_route(
-                    residents_of("011027"),
-                    None,
-                    Some("011027")
-                ))
-                .await
+        (
+            "no token",
+            "011027",
+            None,
+            Some("011027"),
+            Code::Unauthenticated,
+            "TOKEN_MISSING",
         ),
-        (Code::Unauthenticated, "TOKEN_MISSING".to_owned())
-    );
-    assert_eq!(
-        refused(
-            residents
-                .list_residents(with_token_and_route(
-                    residents_of("011027"),
-                    Some(&admin),
-                    None
-                ))
-                .await
+        (
+            "no routing header",
+            "011027",
+            Some(&admin),
+            None,
+            Code::InvalidArgument,
+            "ROUTING_HEADER_MISSING",
         ),
-        (Code::InvalidArgument, "ROUTING_HEADER_MISSING".to_owned())
-    );
-    assert_eq!(
-        refused(
-            residents
-                .list_residents(with_token_and_route(
-                    residents_of("011015"),
-                    Some(&admin),
-                    Some("011015")
-                ))
-                .await
+        (
+            "a non-member comune",
+            "011015",
+            Some(&admin),
+            Some("011015"),
+            Code::NotFound,
+            "RESOURCE_NOT_FOUND",
         ),
-        (Code::NotFound, "RESOURCE_NOT_FOUND".to_owned())
-    );
-    assert_eq!(
-        refused(
-            residents
-                .list_residents(with_token_and_route(
-                    residents_of("011027"),
-                    Some(&citizen),
-                    Some("011027")
-                ))
-                .await
+        (
+            "a citizen",
+            "011027",
+            Some(&citizen),
+            Some("011027"),
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
         ),
-        (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned())
-    );
+    ];
+    for (why, parent, token, route, code, reason) in cases {
+        let refused = refusal(&mut residents, parent, token.map(String::as_str), route).await;
+        assert_eq!(refused, (code, reason.to_owned()), "{why}");
+    }
 
     // The list of members is public; everything else needs a token.
     let members = DirectoryServiceClient::new(channel.clone())
@@ -770,15 +758,7 @@ async fn calls_are_routed_by_comune_through_the_gateway() {
         (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned())
     );
     assert_eq!(
-        refused(
-            residents
-                .list_residents(with_token_and_route(
-                    residents_of("011027"),
-                    Some(&psp),
-                    Some("011027")
-                ))
-                .await
-        ),
+        refusal(&mut residents, "011027", Some(&psp), Some("011027")).await,
         (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned())
     );
 
