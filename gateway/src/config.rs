@@ -56,6 +56,82 @@ pub struct GatewayConfig {
     pub tls: TlsFiles,
     /// Concurrency, message size and time limits of the client-facing listener.
     pub limits: Limits,
+    /// The web front (the citizens' front office and the benchmark dashboard).
+    pub web: WebConfig,
+}
+
+/// The gateway's web front: static pages and the small JSON API they call, which the gateway
+/// turns into gRPC calls to its own client-facing listener with the caller's token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebConfig {
+    /// The HTTP listen address; empty: no web front.
+    pub listen: String,
+    /// The certificate (PEM, full chain) served to browsers: one from a public CA, not the
+    /// federation's. Empty (with `key` empty): plain HTTP, allowed only on a loopback address
+    /// (behind a TLS-terminating proxy, or for the demo).
+    pub cert: String,
+    /// The private key (PEM) of `cert`.
+    pub key: String,
+    /// Seconds of inactivity after which a kiosk (`?kiosk=1`) signs the citizen out.
+    pub kiosk_idle_seconds: u32,
+    /// A file holding a payment provider token: when set, the front office offers a
+    /// simulated payment provider (for demos and tests, never with real money) that pays a
+    /// notice with the real provider calls (verify, activate, receipt) under that token.
+    pub simulated_psp_token_file: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            cert: String::new(),
+            key: String::new(),
+            kiosk_idle_seconds: 90,
+            simulated_psp_token_file: String::new(),
+        }
+    }
+}
+
+impl WebConfig {
+    /// The listen address, if the web front is on.
+    pub fn listen_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen
+            .parse()
+            .map(Some)
+            .with_context(|| format!("web.listen: `{}` is not an address:port", self.listen))
+    }
+
+    /// True when pages are served over HTTPS.
+    pub fn tls(&self) -> bool {
+        !self.cert.is_empty()
+    }
+}
+
+impl Validate for WebConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        let addr = self.listen_addr()?;
+        ensure!(
+            self.cert.is_empty() == self.key.is_empty(),
+            "web.cert and web.key go together: give both (HTTPS) or neither (plain HTTP)"
+        );
+        if let Some(addr) = addr {
+            ensure!(
+                self.tls() || addr.ip().is_loopback(),
+                "web.listen {addr} is not a loopback address: serve the web front over HTTPS \
+                 (web.cert and web.key) or put it behind a TLS-terminating proxy on loopback"
+            );
+        }
+        ensure!(
+            (15..=3600).contains(&self.kiosk_idle_seconds),
+            "web.kiosk_idle_seconds must be 15 to 3600 (got {})",
+            self.kiosk_idle_seconds
+        );
+        Ok(())
+    }
 }
 
 impl Default for GatewayConfig {
@@ -80,6 +156,7 @@ impl Default for GatewayConfig {
             directory_max_staleness_ms: 600_000,
             tls: TlsFiles::default(),
             limits: Limits::default(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -201,6 +278,7 @@ impl Validate for GatewayConfig {
             "public_calls_per_second must be at least 1"
         );
         self.limits.validate()?;
+        self.web.validate()?;
         Ok(())
     }
 }
@@ -249,6 +327,34 @@ mod tests {
         .validate()
         .expect_err("bad metrics address");
         assert!(err.to_string().contains("metrics_listen"), "{err}");
+    }
+
+    #[test]
+    fn the_web_front_is_plain_http_only_on_loopback() {
+        let web = |listen: &str, cert: &str, key: &str| GatewayConfig {
+            web: WebConfig {
+                listen: listen.into(),
+                cert: cert.into(),
+                key: key.into(),
+                ..WebConfig::default()
+            },
+            ..valid()
+        };
+        web("", "", "").validate().expect("no web front");
+        web("127.0.0.1:8080", "", "")
+            .validate()
+            .expect("plain HTTP on loopback");
+        let err = web("0.0.0.0:8080", "", "")
+            .validate()
+            .expect_err("plain HTTP on every interface");
+        assert!(err.to_string().contains("web.listen"), "{err}");
+        web("0.0.0.0:8443", "web.pem", "web.key")
+            .validate()
+            .expect("HTTPS anywhere");
+        let err = web("0.0.0.0:8443", "web.pem", "")
+            .validate()
+            .expect_err("a certificate without its key");
+        assert!(err.to_string().contains("web.key"), "{err}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod policy;
 pub mod prober;
 pub mod routing;
 pub mod store;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -51,6 +52,8 @@ pub struct RunningGateway {
     pub addr: SocketAddr,
     /// The bound metrics address, if any.
     pub metrics_addr: Option<SocketAddr>,
+    /// The bound web front address and whether it serves HTTPS, if any.
+    pub web: Option<web::RunningWeb>,
     /// The directory version being served (0: the database holds no directory).
     pub directory_version: i64,
     stop: Option<oneshot::Sender<()>>,
@@ -178,6 +181,7 @@ pub async fn start_on(
         Authenticator::new(verifier.clone()),
         public.clone(),
     ));
+    let web_verifier = verifier.clone();
     builder.fallback(routing::Proxy::new(
         directory,
         Authenticator::new(verifier),
@@ -209,10 +213,28 @@ pub async fn start_on(
     };
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    // The web front stops first: its calls go through the gRPC listener, which then drains.
+    let (web_stop_tx, mut web_stop_rx) = watch::channel(false);
     let stopped = async move {
         let _ = stop_rx.await;
+        let _ = web_stop_tx.send(true);
     };
     let addr = listener.local_addr()?;
+    let web = web::spawn(
+        &config.web,
+        web::router(web::WebState {
+            bridge: web::Bridge::new(addr, &config.gateway_id, &config.tls)
+                .context("the web front's channel to the gateway")?,
+            verifier: web_verifier,
+            settings: Arc::new(web::Settings {
+                kiosk_idle_seconds: config.web.kiosk_idle_seconds,
+            }),
+        }),
+        async move {
+            let _ = web_stop_rx.wait_for(|stop| *stop).await;
+        },
+    )
+    .await?;
     tracing::info!(
         gateway = %config.gateway_id,
         %addr,
@@ -243,6 +265,7 @@ pub async fn start_on(
     Ok(RunningGateway {
         addr,
         metrics_addr,
+        web,
         directory_version: snapshot.version,
         stop: Some(stop_tx),
         task,

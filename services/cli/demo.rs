@@ -12,6 +12,7 @@ use anyhow::{Context, ensure};
 use serde::Serialize;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use unione_gateway::GatewayConfig;
+use unione_gateway::config::WebConfig;
 use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
 use unione_kit::certs::{self, Kind};
 use unione_kit::server::Limits;
@@ -162,6 +163,9 @@ fn town(istat: &str) -> &'static Town {
 pub struct DemoInfo {
     /// `https://host:port` of the gateway's client listener.
     pub gateway: String,
+    /// `http://host:port/` of the web front: the citizens' front office at `/`, the
+    /// administrators' benchmark dashboard at `/dashboard/`.
+    pub web: String,
     /// The TLS name to verify the gateway as (its certificate names `localhost`).
     pub gateway_tls_name: String,
     /// The federation CA certificate: all a client needs besides a token.
@@ -342,8 +346,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let directory_path = config_dir.join("directory.toml");
     std::fs::write(&directory_path, toml::to_string(&directory)?)?;
 
-    // The gateway.
+    // The gateway, with its web front on plain HTTP on loopback and a simulated payment
+    // provider (a provider token of its own, written anew at every start).
     let gateway_listener = unione_kit::server::bind(SocketAddr::new(host, args.base_port)).await?;
+    let signer = token::Signer::load(&keys_dir)?;
+    let psp_token_file = config_dir.join("simulated-psp.token");
+    std::fs::write(
+        &psp_token_file,
+        signer.issue("DEMO-PSP", Role::PaymentProvider, all_comuni(), None, 30),
+    )?;
     let gateway_config = GatewayConfig {
         gateway_id: "gateway".to_owned(),
         listen: gateway_listener.local_addr()?.to_string(),
@@ -352,6 +363,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         directory_file: directory_path.display().to_string(),
         token_keys_dir: keys_dir.display().to_string(),
         tls: tls_for(&certs_dir, Kind::Gateway, "gateway"),
+        web: WebConfig {
+            listen: SocketAddr::new(host, port(args.base_port, 80)).to_string(),
+            simulated_psp_token_file: psp_token_file.display().to_string(),
+            ..WebConfig::default()
+        },
         ..GatewayConfig::default()
     };
     std::fs::write(
@@ -363,7 +379,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .context("starting the gateway")?;
 
     // Tokens, then the data (once), written through the gateway as each town's operator.
-    let signer = token::Signer::load(&keys_dir)?;
     let operators: BTreeMap<String, String> = TOWNS
         .iter()
         .map(|t| {
@@ -401,6 +416,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let info = DemoInfo {
         gateway: format!("https://{}", gateway.addr),
+        web: gateway
+            .web
+            .as_ref()
+            .map(|w| format!("http://{}/", w.addr))
+            .unwrap_or_default(),
         gateway_tls_name: "localhost".to_owned(),
         ca: certs::ca_cert_path(&certs_dir).display().to_string(),
         tokens: Tokens {
@@ -461,6 +481,10 @@ fn print_summary(info: &DemoInfo, demo_json: &Path) {
         info.gateway, info.gateway_tls_name
     );
     println!("  CA        {}", info.ca);
+    println!(
+        "  web       {}  (front office; dashboard at {}dashboard/)",
+        info.web, info.web
+    );
     println!("  metrics   {}", info.gateway_metrics);
     for n in &info.nodes {
         println!("  node      {:<20} {}", n.id, n.endpoint);
