@@ -340,6 +340,10 @@ impl Authenticator {
             Err(TokenError::Expired) => {
                 Err(unauthenticated("TOKEN_EXPIRED", "the token has expired"))
             }
+            Err(TokenError::NotYetValid) => Err(unauthenticated(
+                "TOKEN_NOT_YET_VALID",
+                "the token is not valid yet (nbf)",
+            )),
             Err(err) => Err(unauthenticated("TOKEN_INVALID", &err.to_string())),
         }
     }
@@ -565,6 +569,7 @@ mod tests {
             comuni: Vec::new(),
             fiscal_number: None,
             iat: 1,
+            nbf: None,
             exp: 2,
         };
         let expired = format!("Bearer {}", signer.sign(&claims));

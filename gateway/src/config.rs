@@ -29,8 +29,13 @@ pub struct GatewayConfig {
     pub log_json: bool,
     /// The TOML directory loaded at start; empty: serve the directory the database holds.
     pub directory_file: String,
-    /// The directory holding `token.pub`, the key that verifies user tokens.
+    /// The directory holding the keys that verify user tokens: `token.pub` (the federation's
+    /// own, from `unione token-keys`) and/or `jwks.json` (an identity provider's JWKS: Ed25519
+    /// and P-256 keys, `alg` EdDSA or ES256).
     pub token_keys_dir: String,
+    /// The token issuers (`iss`) trusted: `unione` for the federation's own tokens, and an
+    /// OpenID Connect provider's issuer URL when its keys are in `jwks.json`.
+    pub token_issuers: Vec<String>,
     /// How often every node is probed, in milliseconds.
     pub health_interval_ms: u64,
     /// How long one probe of a node may take, in milliseconds.
@@ -145,6 +150,7 @@ impl Default for GatewayConfig {
             log_json: false,
             directory_file: String::new(),
             token_keys_dir: String::new(),
+            token_issuers: vec![unione_kit::token::ISSUER.to_owned()],
             health_interval_ms: 2000,
             probe_timeout_ms: 1500,
             public_calls_per_second: 50,
@@ -240,6 +246,10 @@ impl Validate for GatewayConfig {
             !self.token_keys_dir.is_empty(),
             "token_keys_dir is required: every directory call carries a token verified with \
              its token.pub"
+        );
+        ensure!(
+            !self.token_issuers.is_empty() && self.token_issuers.iter().all(|i| !i.is_empty()),
+            "token_issuers must name at least one issuer (`unione` for the federation's own tokens)"
         );
         ensure!(
             self.health_interval_ms >= 100,

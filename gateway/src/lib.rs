@@ -107,7 +107,8 @@ pub async fn start_on(
         .server()
         .context("loading the gateway's TLS files")?;
     let verifier = Verifier::load(Path::new(&config.token_keys_dir))
-        .with_context(|| format!("loading the token key from {}", config.token_keys_dir))?;
+        .with_context(|| format!("loading the token keys from {}", config.token_keys_dir))?
+        .trusting(config.token_issuers.clone());
     if !config.directory_file.is_empty() {
         // A bad file stops the start before anything is opened.
         DirectoryFile::load(Path::new(&config.directory_file))

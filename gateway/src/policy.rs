@@ -323,6 +323,7 @@ mod tests {
             comuni: comuni.iter().map(|c| (*c).to_owned()).collect(),
             fiscal_number: None,
             iat: 0,
+            nbf: None,
             exp: i64::MAX,
         }
     }

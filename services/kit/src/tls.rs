@@ -65,6 +65,16 @@ impl TlsFiles {
         Ok(ServerTlsConfig::new().identity(self.identity()?))
     }
 
+    /// A server config where a client certificate is optional but, when presented, must be
+    /// one the CA issued (the gateway's client-facing listener: users come with a token, nodes
+    /// calling through the gateway with their own certificate).
+    pub fn server_optional_client(&self) -> anyhow::Result<ServerTlsConfig> {
+        Ok(ServerTlsConfig::new()
+            .identity(self.identity()?)
+            .client_ca_root(self.ca()?)
+            .client_auth_optional(true))
+    }
+
     /// A client config presenting this identity and accepting only a peer whose certificate
     /// the CA issued for `peer_identity` (e.g. `sarzana.nodes.unione.internal`).
     pub fn mutual_client(&self, peer_identity: &str) -> anyhow::Result<ClientTlsConfig> {
@@ -97,8 +107,21 @@ pub fn dns_names(der: &[u8]) -> Vec<String> {
 /// name ending in `.{suffix}`, without the suffix.
 pub fn peer_id<T>(request: &tonic::Request<T>, suffix: &str) -> Option<String> {
     let certs = request.peer_certs()?;
-    let leaf = certs.first()?;
-    dns_names(leaf.as_ref())
+    id_in(certs.first()?.as_ref(), suffix)
+}
+
+/// Like [`peer_id`], for an HTTP request as a tower service under a tonic server sees it.
+pub fn http_peer_id<B>(request: &http::Request<B>, suffix: &str) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let info = request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?;
+    let certs = info.peer_certs()?;
+    id_in(certs.first()?.as_ref(), suffix)
+}
+
+fn id_in(der: &[u8], suffix: &str) -> Option<String> {
+    dns_names(der)
         .into_iter()
         .find_map(|name| name.strip_suffix(&format!(".{suffix}")).map(str::to_owned))
 }
