@@ -4,6 +4,7 @@
 mod demo;
 mod health;
 mod seed;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -84,6 +85,15 @@ enum Command {
         #[command(subcommand)]
         target: HealthTarget,
     },
+    /// Write one comune's data of one service (every table, history, seals, documents) from
+    /// a node's database to an archive, to move the function to another node.
+    Export(transfer::ExportArgs),
+    /// Load an archive written by `unione export` into a node's database, in one
+    /// transaction; refuses a database already holding that comune's data of that service.
+    Import(transfer::ImportArgs),
+    /// Copy a node's SQLite database to a file while the node runs (a consistent snapshot),
+    /// and check the copy; for PostgreSQL use pg_dump.
+    Backup(transfer::BackupArgs),
 }
 
 #[derive(Subcommand)]
@@ -264,6 +274,9 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Export(args) => transfer::export(args).await,
+        Command::Import(args) => transfer::import(args).await,
+        Command::Backup(args) => transfer::backup(args).await,
         Command::TokenKeys { dir } => {
             token::ensure_keys(&dir)?;
             println!(

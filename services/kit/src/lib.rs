@@ -18,6 +18,7 @@ pub mod storage;
 pub mod telemetry;
 pub mod tls;
 pub mod token;
+pub mod transfer;
 
 pub use error::ApiError;
 pub use names::Istat;

@@ -20,6 +20,7 @@
 mod cost_sharing;
 mod ledger;
 mod reconciliation;
+pub mod transfer;
 
 pub use cost_sharing::{
     IssuedPosition, NewApportionment, StoredApportionment, get_apportionment, insert_apportionment,
