@@ -1,10 +1,11 @@
 //! Who may call what: the gateway's one authorization table, and the guard that applies it to
 //! the gateway's own services (the routing proxy applies it to everything it routes).
 //!
-//! Each method matches the first rule whose prefix it starts with. A rule says whether a token
-//! is needed, which roles may call, and whether the call is scoped to a comune (then an
-//! operator, integrator or payment provider may act only for the comuni of its token, and a
-//! federation administrator for any). A refusal never says whether the comune or the resource
+//! Each method matches the first rule that names it, or whose prefix (ending in `/` or `.`) it
+//! starts with. A rule says whether a token is needed, which roles may call, and whether the
+//! call is scoped to a comune (then an operator, integrator or payment provider may act only
+//! for the comuni of its token, and a federation administrator or a citizen for any: a
+//! citizen's token names no comune, and the node serves them only their own records). A refusal never says whether the comune or the resource
 //! exists: UNAUTHENTICATED for a missing or bad token, PERMISSION_DENIED for a valid principal
 //! outside its scope.
 
@@ -55,6 +56,21 @@ const ANYONE_SIGNED_IN: &[Role] = &[
     Role::PaymentProvider,
 ];
 
+/// Staff, and citizens on their own data.
+const STAFF_AND_CITIZENS: &[Role] = &[Role::Admin, Role::Operator, Role::Integrator, Role::Citizen];
+
+/// Payment providers, and citizens for the receipts of their own notices.
+const PROVIDERS_AND_CITIZENS: &[Role] = &[Role::Admin, Role::PaymentProvider, Role::Citizen];
+
+/// A method (the full path, never a prefix of others) that citizens may call besides staff.
+const fn citizen(method: &'static str) -> Rule {
+    Rule {
+        prefix: method,
+        access: Access::Roles(STAFF_AND_CITIZENS),
+        comune_scoped: true,
+    }
+}
+
 /// The table. Order matters: the first matching prefix wins, so specific methods come first.
 pub const RULES: &[Rule] = &[
     // The directory's list of members is public; the rest of the directory needs a token.
@@ -77,6 +93,43 @@ pub const RULES: &[Rule] = &[
     Rule {
         prefix: "/unione.registry.v1.CertificateService/VerifyCertificate",
         access: Access::Public,
+        comune_scoped: true,
+    },
+    // Citizens act on their own data through these methods only, in any member comune (a
+    // citizen token names no comune); the node restricts them to their own records.
+    citizen("/unione.registry.v1.ResidentService/GetResident"),
+    citizen("/unione.registry.v1.ResidentService/ListResidents"),
+    citizen("/unione.registry.v1.HouseholdService/GetHousehold"),
+    citizen("/unione.registry.v1.HouseholdService/GetResidenceAtDate"),
+    citizen("/unione.registry.v1.HouseholdService/ListResidenceEvents"),
+    citizen("/unione.registry.v1.CertificateService/IssueCertificate"),
+    citizen("/unione.registry.v1.CertificateService/GetCertificate"),
+    citizen("/unione.registry.v1.CertificateService/ListCertificates"),
+    citizen("/unione.registry.v1.CaseService/ListProcedureTypes"),
+    citizen("/unione.registry.v1.CaseService/SubmitCase"),
+    citizen("/unione.registry.v1.CaseService/GetCase"),
+    citizen("/unione.registry.v1.CaseService/ListCases"),
+    citizen("/unione.registry.v1.CaseService/ResubmitCase"),
+    citizen("/unione.registry.v1.CaseService/AnswerRefusalNotice"),
+    citizen("/unione.registry.v1.CaseService/WithdrawCase"),
+    citizen("/unione.payments.v1.DebtPositionService/GetDebtPosition"),
+    citizen("/unione.payments.v1.DebtPositionService/ListDebtPositions"),
+    citizen("/unione.quality.v1.ComplaintService/CreateComplaint"),
+    citizen("/unione.quality.v1.ComplaintService/GetComplaint"),
+    citizen("/unione.quality.v1.ComplaintService/ListComplaints"),
+    citizen("/unione.quality.v1.SurveyService/GetSurvey"),
+    citizen("/unione.quality.v1.SurveyService/ListSurveys"),
+    citizen("/unione.quality.v1.SurveyService/CreateSurveyResponse"),
+    // A citizen finds and downloads the receipt of a notice they paid; the payment itself is
+    // the provider's.
+    Rule {
+        prefix: "/unione.payments.v1.PaymentProviderService/GetReceipt",
+        access: Access::Roles(PROVIDERS_AND_CITIZENS),
+        comune_scoped: true,
+    },
+    Rule {
+        prefix: "/unione.payments.v1.PaymentProviderService/ListReceipts",
+        access: Access::Roles(PROVIDERS_AND_CITIZENS),
         comune_scoped: true,
     },
     // Payment providers make the provider calls, for the creditors they are enabled for.
@@ -103,9 +156,17 @@ pub const RULES: &[Rule] = &[
     },
 ];
 
-/// The rule for a method, if any (a method no rule names is not served).
+/// The rule for a method, if any (a method no rule names is not served). A rule ending in `/`
+/// or `.` covers every method under it; any other names one method exactly, so that a rule
+/// opening `CreateSurveyResponse` opens no `CreateSurveyResponseX` added later.
 pub fn rule_for(path: &str) -> Option<&'static Rule> {
-    RULES.iter().find(|rule| path.starts_with(rule.prefix))
+    RULES.iter().find(|rule| {
+        if rule.prefix.ends_with('/') || rule.prefix.ends_with('.') {
+            path.starts_with(rule.prefix)
+        } else {
+            path == rule.prefix
+        }
+    })
 }
 
 /// Decides a call: the rule, the verified claims (if a token was sent and verified) and the
@@ -130,7 +191,9 @@ pub fn decide(rule: &Rule, claims: Option<&Claims>, comune: Option<&str>) -> Res
             "the token's role may not make this call",
         ));
     }
-    if rule.comune_scoped && claims.role != Role::Admin {
+    // A citizen's token names no comune: they may call for any member comune, and the node
+    // serves them only their own records.
+    if rule.comune_scoped && !matches!(claims.role, Role::Admin | Role::Citizen) {
         let in_scope = comune.is_some_and(|c| claims.comuni.iter().any(|own| own == c));
         if !in_scope {
             return Err(ApiError::new(
@@ -338,6 +401,27 @@ mod tests {
         "/unione.payments.v1.DebtPositionService/CreateDebtPosition",
         "/unione.payments.v1.PaymentProviderService/SendReceipt",
         "/unione.quality.v1.KpiService/ListKpis",
+        // What citizens may call, for their own data, and staff methods beside them.
+        "/unione.registry.v1.ResidentService/GetResident",
+        "/unione.registry.v1.ResidentService/CreateResident",
+        "/unione.registry.v1.HouseholdService/GetHousehold",
+        "/unione.registry.v1.HouseholdService/CreateHousehold",
+        "/unione.registry.v1.CertificateService/IssueCertificate",
+        "/unione.registry.v1.CertificateService/GetCertificate",
+        "/unione.registry.v1.CertificateService/ListCertificates",
+        "/unione.registry.v1.CaseService/SubmitCase",
+        "/unione.registry.v1.CaseService/ResubmitCase",
+        "/unione.registry.v1.CaseService/TakeCaseInCharge",
+        "/unione.registry.v1.CaseService/CreateProcedureType",
+        "/unione.payments.v1.DebtPositionService/ListDebtPositions",
+        "/unione.payments.v1.PaymentProviderService/GetReceipt",
+        "/unione.payments.v1.PaymentProviderService/ListReceipts",
+        "/unione.payments.v1.PaymentProviderService/VerifyNotice",
+        "/unione.quality.v1.ComplaintService/CreateComplaint",
+        "/unione.quality.v1.ComplaintService/GetComplaint",
+        "/unione.quality.v1.ComplaintService/TransitionComplaint",
+        "/unione.quality.v1.SurveyService/CreateSurveyResponse",
+        "/unione.quality.v1.SurveyService/CreateSurvey",
     ];
 
     /// The authorization matrix: every role (and no token) against every kind of method, for
@@ -379,16 +463,38 @@ mod tests {
             table.push_str(&format!("{row}{method}\n"));
         }
         // Columns, each own/foreign: none, admin, operator, integrator, citizen, auditor, psp.
+        // A citizen's token names no comune: the listed methods are open to them in every
+        // comune, and the node serves them only their own records.
         let expected = "\
 .. .. .. .. .. .. .. /unione.federation.v1.DirectoryService/ListMembers
 AA .. .. .. .. .. .. /unione.federation.v1.DirectoryService/GetFederationHealth
 AA .. RR RR RR .. RR /unione.federation.v1.AuditService/VerifyAuditLog
 .. .. .. .. .. .. .. /unione.registry.v1.CertificateService/VerifyCertificate
-AA .. .C .C RR RR RR /unione.registry.v1.ResidentService/ListResidents
+AA .. .C .C .. RR RR /unione.registry.v1.ResidentService/ListResidents
 AA .. .C .C RR RR RR /unione.registry.v1.ProtocolService/CreateRegistration
 AA .. .C .C RR RR RR /unione.payments.v1.DebtPositionService/CreateDebtPosition
 AA .. RR RR RR RR .C /unione.payments.v1.PaymentProviderService/SendReceipt
 AA .. .C .C RR RR RR /unione.quality.v1.KpiService/ListKpis
+AA .. .C .C .. RR RR /unione.registry.v1.ResidentService/GetResident
+AA .. .C .C RR RR RR /unione.registry.v1.ResidentService/CreateResident
+AA .. .C .C .. RR RR /unione.registry.v1.HouseholdService/GetHousehold
+AA .. .C .C RR RR RR /unione.registry.v1.HouseholdService/CreateHousehold
+AA .. .C .C .. RR RR /unione.registry.v1.CertificateService/IssueCertificate
+AA .. .C .C .. RR RR /unione.registry.v1.CertificateService/GetCertificate
+AA .. .C .C .. RR RR /unione.registry.v1.CertificateService/ListCertificates
+AA .. .C .C .. RR RR /unione.registry.v1.CaseService/SubmitCase
+AA .. .C .C .. RR RR /unione.registry.v1.CaseService/ResubmitCase
+AA .. .C .C RR RR RR /unione.registry.v1.CaseService/TakeCaseInCharge
+AA .. .C .C RR RR RR /unione.registry.v1.CaseService/CreateProcedureType
+AA .. .C .C .. RR RR /unione.payments.v1.DebtPositionService/ListDebtPositions
+AA .. RR RR .. RR .C /unione.payments.v1.PaymentProviderService/GetReceipt
+AA .. RR RR .. RR .C /unione.payments.v1.PaymentProviderService/ListReceipts
+AA .. RR RR RR RR .C /unione.payments.v1.PaymentProviderService/VerifyNotice
+AA .. .C .C .. RR RR /unione.quality.v1.ComplaintService/CreateComplaint
+AA .. .C .C .. RR RR /unione.quality.v1.ComplaintService/GetComplaint
+AA .. .C .C RR RR RR /unione.quality.v1.ComplaintService/TransitionComplaint
+AA .. .C .C .. RR RR /unione.quality.v1.SurveyService/CreateSurveyResponse
+AA .. .C .C RR RR RR /unione.quality.v1.SurveyService/CreateSurvey
 ";
         assert_eq!(table, expected, "\n{table}");
     }
@@ -405,6 +511,48 @@ AA .. .C .C RR RR RR /unione.quality.v1.KpiService/ListKpis
             (Code::ResourceExhausted, "RATE_LIMITED")
         );
         assert!(limiter.admit("b").is_ok(), "another key has its own bucket");
+    }
+
+    /// A citizen rule of a comune's services names one method exactly, never a service, and
+    /// matches no other method; staff-only methods beside them stay closed to citizens.
+    #[test]
+    fn citizen_rules_name_whole_methods() {
+        let citizen = claims(Role::Citizen, &[]);
+        for rule in RULES {
+            if decide(rule, Some(&citizen), Some("011027")).is_err() {
+                continue;
+            }
+            let of_a_comune = ["/unione.registry.", "/unione.payments.", "/unione.quality."]
+                .iter()
+                .any(|area| rule.prefix.starts_with(area));
+            if rule.access == Access::Public || !of_a_comune {
+                continue;
+            }
+            let (service, method) = rule.prefix.rsplit_once('/').expect("a method path");
+            assert!(
+                !method.is_empty(),
+                "{}: citizens get methods, not services",
+                rule.prefix
+            );
+            assert!(service.starts_with("/unione."), "{}", rule.prefix);
+            let longer = format!("{}X", rule.prefix);
+            assert_ne!(
+                rule_for(&longer).map(|r| r.prefix),
+                Some(rule.prefix),
+                "a method rule matches one method only"
+            );
+        }
+        // Staff-only methods beside citizen ones stay closed to citizens.
+        for method in [
+            "/unione.quality.v1.SurveyService/CreateSurvey",
+            "/unione.registry.v1.CaseService/AcceptCase",
+            "/unione.registry.v1.HouseholdService/AddHouseholdMember",
+            "/unione.payments.v1.DebtPositionService/InvalidateDebtPosition",
+        ] {
+            let rule = rule_for(method).expect("a rule");
+            let err = decide(rule, Some(&citizen), Some("011027")).expect_err(method);
+            assert_eq!(err.reason, "ROLE_NOT_ALLOWED", "{method}");
+        }
     }
 
     #[test]

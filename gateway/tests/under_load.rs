@@ -2,22 +2,21 @@
 //! changes at run time and another comune's node dies, and the calls for Sarzana never fail.
 //! Real nodes (`unione_node`), the real gateway, mutual TLS, SQLite.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::Channel;
 use unione_gateway::GatewayConfig;
 use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
-use unione_kit::certs::{self, Kind};
+use unione_kit::certs::{self};
 use unione_kit::names::routed;
-use unione_kit::tls::TlsFiles;
 use unione_kit::token::{self, Role};
-use unione_kit::{ComuneProfile, Istat};
-use unione_node::config::ServedComune;
-use unione_node::{Function, NodeConfig, RunningNode};
+use unione_node::{Function, RunningNode};
 use unione_proto::federation::v1::directory_service_client::DirectoryServiceClient;
 use unione_proto::federation::v1::{GetFederationHealthRequest, ServingStatus};
 use unione_proto::quality::v1::GetKpiRequest;
@@ -26,15 +25,6 @@ use unione_proto::quality::v1::kpi_service_client::KpiServiceClient;
 const SARZANA: &str = "011027";
 const AMEGLIA: &str = "011001";
 const LUNI: &str = "011020";
-
-fn tls_files(dir: &Path, kind: Kind, id: &str) -> TlsFiles {
-    let issued = certs::issue(dir, kind, id).expect("certificate issued");
-    TlsFiles {
-        ca: certs::ca_cert_path(dir).display().to_string(),
-        cert: issued.cert.display().to_string(),
-        key: issued.key.display().to_string(),
-    }
-}
 
 fn member(istat: &str, name: &str) -> MemberEntry {
     MemberEntry {
@@ -51,26 +41,8 @@ fn member(istat: &str, name: &str) -> MemberEntry {
 }
 
 async fn node(root: &Path, id: &str, istat: &str) -> RunningNode {
-    let config = NodeConfig {
-        node_id: id.to_owned(),
-        listen: "127.0.0.1:0".to_owned(),
-        data_dir: root.join(id).display().to_string(),
-        tls: tls_files(&root.join("certs"), Kind::Node, id),
-        comuni: vec![ServedComune {
-            profile: ComuneProfile {
-                istat: Istat::parse(istat).expect("a six-digit code"),
-                name: id.to_owned(),
-                fiscal_code: format!("001{istat}00"),
-                cadastral_code: "I449".to_owned(),
-                segregation_code: "01".to_owned(),
-                ipa_code: format!("c_{istat}"),
-                population: 10_000,
-            },
-            functions: Function::ALL.to_vec(),
-        }],
-        ..NodeConfig::default()
-    };
-    unione_node::start(config).await.expect("the node starts")
+    let comune = support::served(istat, id, 10_000, &Function::ALL);
+    support::start_node(root, id, vec![comune]).await
 }
 
 fn provisions(istat: &str, node: &str) -> Vec<ProvisionEntry> {
@@ -162,34 +134,16 @@ async fn directory_changes_and_a_dead_node_do_not_fail_other_calls() {
     let file = root.join("directory.toml");
     std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");
     let gateway = unione_gateway::start(GatewayConfig {
-        gateway_id: "gateway".into(),
-        listen: "127.0.0.1:0".into(),
-        data_dir: root.join("gateway").display().to_string(),
-        directory_file: file.display().to_string(),
-        token_keys_dir: keys.display().to_string(),
-        health_interval_ms: 200,
         probe_timeout_ms: 500,
         directory_refresh_ms: 200,
         // This test is about routing, not about the rate limits.
         calls_per_second_per_principal: 1_000_000,
         calls_per_second_per_comune: 1_000_000,
-        tls: tls_files(&root.join("certs"), Kind::Gateway, "gateway"),
-        ..GatewayConfig::default()
+        ..support::gateway_config(root, &file, &keys)
     })
     .await
     .expect("the gateway starts");
-    let ca = std::fs::read(certs::ca_cert_path(&root.join("certs"))).expect("CA");
-    let channel = Channel::from_shared(format!("https://{}", gateway.addr))
-        .expect("endpoint")
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .domain_name("localhost"),
-        )
-        .expect("TLS")
-        .connect()
-        .await
-        .expect("the gateway accepts TLS");
+    let channel = support::client(&gateway, root).await;
     wait_until(&channel, &admin, "both members serving", |h| {
         status(h, SARZANA) == ServingStatus::Serving as i32
             && status(h, AMEGLIA) == ServingStatus::Serving as i32

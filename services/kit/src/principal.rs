@@ -14,7 +14,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use tonic::Code;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 use crate::certs::GATEWAY_SUFFIX;
@@ -83,6 +82,42 @@ pub fn require<T>(request: &tonic::Request<T>) -> Result<&Principal, ApiError> {
     })
 }
 
+/// The codice fiscale (trimmed, upper case) of a citizen principal, `None` for any other
+/// caller (staff routed by a gateway, or a federation peer with no user). Handlers use it to
+/// restrict a citizen to their own records; a citizen principal without a codice fiscale owns
+/// none and is refused (PERMISSION_DENIED).
+pub fn citizen(who: Option<&Principal>) -> Result<Option<String>, ApiError> {
+    match who {
+        Some(p) if p.role == Role::Citizen => p
+            .fiscal_number
+            .as_deref()
+            .map(|cf| cf.trim().to_ascii_uppercase())
+            .filter(|cf| !cf.is_empty())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::PermissionDenied,
+                    "PERMISSION_DENIED",
+                    "a citizen principal without a codice fiscale has no records",
+                )
+            }),
+        _ => Ok(None),
+    }
+}
+
+/// Refuses a citizen a call that only a comune's staff make (PERMISSION_DENIED, reason
+/// `ROLE_NOT_ALLOWED`), for the handlers of services where citizens call other methods.
+pub fn refuse_citizen(who: Option<&Principal>) -> Result<(), ApiError> {
+    if who.is_some_and(|p| p.role == Role::Citizen) {
+        return Err(ApiError::new(
+            Code::PermissionDenied,
+            "ROLE_NOT_ALLOWED",
+            "a citizen may not make this call",
+        ));
+    }
+    Ok(())
+}
+
 /// Reads the principal header: on a node (`trust` true) only from a gateway's connection; on
 /// a gateway (`trust` false) never, so that a client cannot forge it.
 #[derive(Clone, Copy)]
@@ -116,17 +151,7 @@ pub struct PrincipalService<S> {
 
 /// The gateway id of the peer, if its verified certificate names a gateway.
 fn peer_gateway<B>(request: &http::Request<B>) -> Option<String> {
-    let info = request
-        .extensions()
-        .get::<TlsConnectInfo<TcpConnectInfo>>()?;
-    let certs = info.peer_certs()?;
-    let leaf = certs.first()?;
-    crate::tls::dns_names(leaf.as_ref())
-        .into_iter()
-        .find_map(|name| {
-            name.strip_suffix(&format!(".{GATEWAY_SUFFIX}"))
-                .map(str::to_owned)
-        })
+    crate::tls::http_peer_id(request, GATEWAY_SUFFIX)
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -189,6 +214,33 @@ mod tests {
             fiscal_number: None,
             gateway: String::new(),
         }
+    }
+
+    /// A citizen is their codice fiscale (trimmed, upper case); staff and peers are no citizen;
+    /// a citizen principal without a codice fiscale owns nothing and is refused.
+    #[test]
+    fn a_citizen_is_their_codice_fiscale() {
+        let person = |cf: Option<&str>| Principal {
+            role: Role::Citizen,
+            comuni: Vec::new(),
+            fiscal_number: cf.map(str::to_owned),
+            ..principal()
+        };
+        assert_eq!(
+            citizen(Some(&person(Some(" rssmra80a01i449q ")))).expect("a citizen"),
+            Some("RSSMRA80A01I449Q".to_owned())
+        );
+        assert_eq!(citizen(Some(&principal())).expect("staff"), None);
+        assert_eq!(citizen(None).expect("a peer"), None);
+        let err = citizen(Some(&person(None))).expect_err("no codice fiscale");
+        assert_eq!(err.code, Code::PermissionDenied);
+        assert!(refuse_citizen(Some(&principal())).is_ok());
+        assert_eq!(
+            refuse_citizen(Some(&person(Some("RSSMRA80A01I449Q"))))
+                .expect_err("a citizen")
+                .reason,
+            "ROLE_NOT_ALLOWED"
+        );
     }
 
     #[test]

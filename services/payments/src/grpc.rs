@@ -29,7 +29,7 @@ use tonic::{Code, Request, Response};
 use tracing::{Span, field};
 use unione_kit::names::parse_name;
 use unione_kit::storage::timestamp;
-use unione_kit::{ApiError, Database, Istat, Served, idempotency, pagination};
+use unione_kit::{ApiError, Database, Istat, Served, idempotency, pagination, principal};
 use unione_proto::google::r#type::Date;
 use unione_proto::payments::v1 as pb;
 use unione_proto::payments::v1::debt_position_service_server::DebtPositionService;
@@ -114,6 +114,7 @@ impl DebtPositionApi {
         &self,
         request: Request<pb::CreateDebtPositionRequest>,
     ) -> Result<pb::DebtPosition, ApiError> {
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
         Span::current().record("comune", istat.as_str());
@@ -170,6 +171,7 @@ impl DebtPositionApi {
         &self,
         request: Request<pb::GetDebtPositionRequest>,
     ) -> Result<pb::DebtPosition, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, POSITION)?;
         let id = vars[0];
@@ -177,8 +179,10 @@ impl DebtPositionApi {
             .record("comune", istat.as_str())
             .record("debt_position", id);
         self.served.check(&metadata, &istat, "name")?;
+        // Another debtor's position is NOT_FOUND to a citizen, as a missing one.
         let stored = storage::get_position(&self.db, &istat, id)
             .await?
+            .filter(|p| visible_to(citizen.as_deref(), p))
             .ok_or_else(|| ApiError::not_found("name", &req.name))?;
         Ok(position_to_pb(
             &istat,
@@ -196,6 +200,7 @@ impl DebtPositionApi {
         &self,
         request: Request<pb::InvalidateDebtPositionRequest>,
     ) -> Result<pb::DebtPosition, ApiError> {
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, POSITION)?;
         let id = vars[0];
@@ -234,14 +239,26 @@ impl DebtPositionApi {
         &self,
         request: Request<pb::ListDebtPositionsRequest>,
     ) -> Result<pb::ListDebtPositionsResponse, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
         Span::current().record("comune", istat.as_str());
         self.served.check(&metadata, &istat, "parent")?;
         let size = pagination::page_size(req.page_size)?;
-        let scope = format!("ListDebtPositions/{}", istat.resource_name());
+        // A citizen's list holds only the positions where they are the debtor; their page
+        // tokens are theirs alone.
+        let scope = match &citizen {
+            Some(cf) => format!("ListDebtPositions/{}/{cf}", istat.resource_name()),
+            None => format!("ListDebtPositions/{}", istat.resource_name()),
+        };
         let after: Option<PageKey> = pagination::decode_token(&scope, &req.page_token)?;
-        let mut rows = storage::list_positions(&self.db, &istat, after.as_ref(), size + 1).await?;
+        let mut rows = match &citizen {
+            Some(cf) => {
+                storage::list_positions_of_debtor(&self.db, &istat, cf, after.as_ref(), size + 1)
+                    .await?
+            }
+            None => storage::list_positions(&self.db, &istat, after.as_ref(), size + 1).await?,
+        };
         let next_page_token =
             pagination::finish_page(&mut rows, size, &scope, StoredPosition::page_key);
         let today = clock::today(self.clock.now_micros());
@@ -284,6 +301,13 @@ impl DebtPositionService for DebtPositionApi {
     ) -> Result<Response<pb::DebtPosition>, tonic::Status> {
         Ok(Response::new(self.invalidate_inner(request).await?))
     }
+}
+
+/// Whether a position may be shown: to staff always, to a citizen (`citizen` is their codice
+/// fiscale) only when they are its debtor. Handlers answer NOT_FOUND otherwise, as for a
+/// missing one, so that another debtor's position is not revealed.
+pub(crate) fn visible_to(citizen: Option<&str>, position: &StoredPosition) -> bool {
+    citizen.is_none_or(|cf| position.debtor_fiscal_code == cf)
 }
 
 /// The request as far as it asks for something: without `request_id` and without the

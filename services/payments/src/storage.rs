@@ -456,6 +456,37 @@ pub async fn list_positions(
     assemble(&mut conn, comune, rows).await
 }
 
+/// Lists the positions of `comune` whose debtor is `debtor_fiscal_code`, newest first, after
+/// `after`, at most `limit`. Each is assembled on its own, so the options read are only the
+/// debtor's, however many other positions lie between theirs.
+pub async fn list_positions_of_debtor(
+    db: &Database,
+    comune: &Istat,
+    debtor_fiscal_code: &str,
+    after: Option<&PageKey>,
+    limit: i64,
+) -> Result<Vec<StoredPosition>, sqlx::Error> {
+    let mut conn = db.pool().acquire().await?;
+    let (after_time, after_id) = after.map_or((i64::MAX, ""), |(t, id)| (*t, id.as_str()));
+    let rows: Vec<PositionRow> = sqlx::query_as(select_positions!(
+        " AND debtor_fiscal_code = $2 \
+         AND (create_time < $3 OR (create_time = $3 AND ($4 = '' OR id < $4))) \
+         ORDER BY create_time DESC, id DESC LIMIT $5"
+    ))
+    .bind(comune.as_str())
+    .bind(debtor_fiscal_code)
+    .bind(after_time)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut positions = Vec::with_capacity(rows.len());
+    for row in rows {
+        positions.extend(assemble(&mut conn, comune, vec![row]).await?);
+    }
+    Ok(positions)
+}
+
 /// Reads the options and transfers of `rows` (consecutive in the listing order) and builds
 /// the positions, in the order of `rows`.
 async fn assemble(

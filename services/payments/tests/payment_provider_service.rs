@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 use tonic::{Code, Request};
 use unione_kit::error::{error_info, reason_and_field};
 use unione_kit::names::{ROUTING_HEADER, routed};
+use unione_kit::principal::Principal;
 use unione_kit::storage::testing::{self, TestDatabase};
+use unione_kit::token::Role;
 use unione_kit::{ComuneProfile, Istat, Served};
 use unione_payments::domain::receipt;
 use unione_payments::{Clock, DebtPositionApi, PaymentProviderApi};
@@ -818,5 +820,209 @@ async fn concurrent_creates_with_one_request_id_give_one_position() {
             "{}",
             t.label
         );
+    }
+}
+
+/// A request routed to Sarzana, made by the citizen whose codice fiscale is `cf`, as the
+/// gateway sends it.
+fn by_citizen<T>(cf: &str, message: T) -> Request<T> {
+    let mut request = routed(SARZANA, message);
+    request.extensions_mut().insert(Principal {
+        sub: format!("cit-{cf}"),
+        role: Role::Citizen,
+        comuni: Vec::new(),
+        fiscal_number: Some(cf.to_owned()),
+        gateway: "gw-1".to_owned(),
+    });
+    request
+}
+
+/// Issue 8: a citizen sees the positions where they are the debtor, finds the receipt of a
+/// paid notice and downloads it; another debtor's position, notice or receipt is NOT_FOUND,
+/// exactly as a missing one, whatever name they pass. Creating, invalidating and the
+/// provider's own calls are never a citizen's (PERMISSION_DENIED, ROLE_NOT_ALLOWED).
+#[tokio::test]
+async fn a_citizen_reads_their_own_positions_and_receipts_only() {
+    const OTHER: &str = "BNCNNA82B42I449T";
+    for t in testing::all().await {
+        let l = t.label;
+        let desk = desk(&t).await;
+        let mine = desk.create(in_full()).await;
+        let mut theirs = in_full();
+        theirs.debtor_fiscal_code = OTHER.to_owned();
+        let theirs = desk.create(theirs).await;
+        let my_notice = mine.payment_options[0].notice_number.clone();
+        let their_notice = theirs.payment_options[0].notice_number.clone();
+        desk.pay(&my_notice, PSP_A, "r-mine", 11_550)
+            .await
+            .expect("paid by the provider");
+        desk.pay(&their_notice, PSP_A, "r-theirs", 11_550)
+            .await
+            .expect("paid by the provider");
+
+        let list = |cf: &str, size: i32, token: String| {
+            desk.positions.list_debt_positions(by_citizen(
+                cf,
+                pb::ListDebtPositionsRequest {
+                    parent: format!("comuni/{SARZANA}"),
+                    page_size: size,
+                    page_token: token,
+                },
+            ))
+        };
+        let page = list(DEBTOR, 0, String::new())
+            .await
+            .expect("their positions")
+            .into_inner();
+        assert_eq!(
+            page.debt_positions
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            vec![mine.name.as_str()],
+            "{l}: only the positions where they are the debtor"
+        );
+        assert_eq!(page.debt_positions[0].state, State::Paid as i32, "{l}");
+        // Newest first, a page at a time, still only theirs.
+        desk.set(JAN_10 + MINUTE);
+        let newer = desk.create(in_full()).await;
+        let first = list(DEBTOR, 1, String::new())
+            .await
+            .expect("a first page")
+            .into_inner();
+        assert_eq!(first.debt_positions[0].name, newer.name, "{l}");
+        let second = list(DEBTOR, 1, first.next_page_token.clone())
+            .await
+            .expect("a second page")
+            .into_inner();
+        assert_eq!(second.debt_positions.len(), 1, "{l}");
+        assert_eq!(second.debt_positions[0].name, mine.name, "{l}");
+        assert!(second.next_page_token.is_empty(), "{l}");
+        let err = list(OTHER, 1, first.next_page_token)
+            .await
+            .expect_err("another citizen's page token");
+        assert_eq!(err.code(), Code::InvalidArgument, "{l}");
+
+        let get = |cf: &str, name: &str| {
+            desk.positions.get_debt_position(by_citizen(
+                cf,
+                pb::GetDebtPositionRequest {
+                    name: name.to_owned(),
+                },
+            ))
+        };
+        get(DEBTOR, &mine.name).await.expect("their own position");
+        let err = get(DEBTOR, &theirs.name)
+            .await
+            .expect_err("another debtor's position");
+        assert_eq!(
+            reason_and_field(&err),
+            ("RESOURCE_NOT_FOUND".to_owned(), Some("name".to_owned())),
+            "{l}"
+        );
+
+        let receipts_of = |cf: &str, notice: &str| {
+            desk.psp.list_receipts(by_citizen(
+                cf,
+                pb::ListReceiptsRequest {
+                    parent: notice_name(notice),
+                    page_size: 0,
+                    page_token: String::new(),
+                },
+            ))
+        };
+        let found = receipts_of(DEBTOR, &my_notice)
+            .await
+            .expect("the receipts of their notice")
+            .into_inner();
+        assert_eq!(found.receipts.len(), 1, "{l}");
+        let name = found.receipts[0].name.clone();
+        assert_eq!(
+            name,
+            format!("{}/receipts/r-mine", notice_name(&my_notice)),
+            "{l}"
+        );
+        assert_eq!(found.receipts[0].debt_position, mine.name, "{l}");
+        let unpaid = receipts_of(DEBTOR, &newer.payment_options[0].notice_number)
+            .await
+            .expect("an unpaid notice of theirs")
+            .into_inner();
+        assert!(unpaid.receipts.is_empty(), "{l}: nothing paid yet");
+        let err = receipts_of(DEBTOR, &their_notice)
+            .await
+            .expect_err("another debtor's notice");
+        assert_eq!(err.code(), Code::NotFound, "{l}");
+
+        let download = |cf: &str, name: &str| {
+            desk.psp.get_receipt(by_citizen(
+                cf,
+                pb::GetReceiptRequest {
+                    name: name.to_owned(),
+                },
+            ))
+        };
+        let sealed = download(DEBTOR, &name)
+            .await
+            .expect("their own receipt")
+            .into_inner();
+        assert!(
+            receipt::verify(&sealed.document, &sealed.sha256),
+            "{l}: the seal checks"
+        );
+        let their_receipt = format!("{}/receipts/r-theirs", notice_name(&their_notice));
+        let err = download(DEBTOR, &their_receipt)
+            .await
+            .expect_err("another debtor's receipt");
+        let missing = download(
+            DEBTOR,
+            &format!("{}/receipts/r-none", notice_name(&their_notice)),
+        )
+        .await
+        .expect_err("a missing receipt");
+        assert_eq!(
+            (err.code(), reason_and_field(&err)),
+            (missing.code(), reason_and_field(&missing)),
+            "{l}: another's receipt reads as a missing one"
+        );
+
+        let before = count(&t, "SELECT COUNT(*) FROM payments_debt_positions").await;
+        let err = desk
+            .positions
+            .create_debt_position(by_citizen(
+                DEBTOR,
+                pb::CreateDebtPositionRequest {
+                    parent: format!("comuni/{SARZANA}"),
+                    debt_position: Some(in_full()),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .expect_err("a citizen creates no position");
+        assert_eq!(reason_and_field(&err).0, "ROLE_NOT_ALLOWED", "{l}");
+        let err = desk
+            .psp
+            .send_receipt(by_citizen(
+                DEBTOR,
+                receipt(
+                    &newer.payment_options[0].notice_number,
+                    PSP_B,
+                    "r-self",
+                    11_550,
+                    "",
+                ),
+            ))
+            .await
+            .expect_err("a citizen is no payment provider");
+        assert_eq!(
+            (err.code(), reason_and_field(&err).0),
+            (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned()),
+            "{l}"
+        );
+        assert_eq!(
+            count(&t, "SELECT COUNT(*) FROM payments_debt_positions").await,
+            before,
+            "{l}: nothing written"
+        );
+        assert_eq!(receipts(&t).await, 2, "{l}: nothing paid");
     }
 }

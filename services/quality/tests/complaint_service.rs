@@ -805,3 +805,134 @@ async fn idempotent_intake_and_invalid_complaints() {
         assert!(got.contact.is_empty(), "{}", t.label);
     }
 }
+
+/// Issue 8: a citizen files a complaint (ISO 10002), reads it back and lists theirs; another
+/// citizen's, or a complaint taken at the counter, is NOT_FOUND to them, as a missing one. Moving a complaint
+/// along its workflow, the charter and the indicators are the office's, never a citizen's.
+#[tokio::test]
+async fn a_citizen_reads_back_their_own_complaint_only() {
+    const ROSSI: &str = "RSSMRA80A01I449Q";
+    const BIANCHI: &str = "BNCNNA82B42I449T";
+    for t in testing::all().await {
+        let l = t.label;
+        let f = fixture(&t).await;
+        let filed = f
+            .api
+            .create_complaint(by_citizen(ROSSI, intake(SARZANA, "waste-collection", "k1")))
+            .await
+            .expect("a citizen files")
+            .into_inner();
+        let at_counter = f.receive(SARZANA, "2026-03-02 10:00").await;
+        // The same key from another citizen is another complaint: keys never meet.
+        let bianchi = f
+            .api
+            .create_complaint(by_citizen(
+                BIANCHI,
+                intake(SARZANA, "waste-collection", "k1"),
+            ))
+            .await
+            .expect("another citizen files")
+            .into_inner();
+        assert_ne!(bianchi.name, filed.name, "{l}");
+
+        let get = |cf: &str, name: &str| {
+            f.api.get_complaint(by_citizen(
+                cf,
+                routed(
+                    SARZANA,
+                    pb::GetComplaintRequest {
+                        name: name.to_owned(),
+                    },
+                ),
+            ))
+        };
+        let back = get(ROSSI, &filed.name)
+            .await
+            .expect("their own complaint")
+            .into_inner();
+        assert_eq!(back, filed, "{l}");
+        for (name, what) in [
+            (&bianchi.name, "another citizen's"),
+            (&at_counter.name, "one taken at the counter"),
+        ] {
+            let err = get(ROSSI, name).await.expect_err(what);
+            assert_eq!(
+                (err.code(), reason_and_field(&err)),
+                (
+                    Code::NotFound,
+                    ("RESOURCE_NOT_FOUND".to_owned(), Some("name".to_owned()))
+                ),
+                "{l}: {what}"
+            );
+        }
+
+        let list = |who: Option<&str>, size: i32, token: String| {
+            let request = routed(
+                SARZANA,
+                pb::ListComplaintsRequest {
+                    parent: format!("comuni/{SARZANA}"),
+                    page_size: size,
+                    page_token: token,
+                },
+            );
+            f.api.list_complaints(match who {
+                Some(cf) => by_citizen(cf, request),
+                None => request,
+            })
+        };
+        let names = |r: pb::ListComplaintsResponse| -> Vec<String> {
+            r.complaints.into_iter().map(|c| c.name).collect()
+        };
+        let own = list(Some(ROSSI), 0, String::new())
+            .await
+            .expect("their complaints")
+            .into_inner();
+        assert_eq!(names(own), vec![filed.name.clone()], "{l}: only their own");
+        let all = list(None, 0, String::new())
+            .await
+            .expect("the office lists")
+            .into_inner();
+        assert_eq!(
+            all.complaints.len(),
+            3,
+            "{l}: every complaint for the office"
+        );
+        let first = list(None, 1, String::new())
+            .await
+            .expect("a first page")
+            .into_inner();
+        let err = list(Some(ROSSI), 1, first.next_page_token)
+            .await
+            .expect_err("the office's page token");
+        assert_eq!(err.code(), Code::InvalidArgument, "{l}");
+
+        let err = f
+            .api
+            .transition_complaint(by_citizen(
+                ROSSI,
+                transition(&filed.name, S::Closed, "rossi"),
+            ))
+            .await
+            .expect_err("a citizen does not move complaints");
+        assert_eq!(
+            (err.code(), reason_and_field(&err).0),
+            (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned()),
+            "{l}"
+        );
+        let err = f
+            .api
+            .update_service_charter(by_citizen(ROSSI, charter(SARZANA, 1, 2)))
+            .await
+            .expect_err("a citizen does not set the charter");
+        assert_eq!(err.code(), Code::PermissionDenied, "{l}");
+        assert_eq!(
+            get(ROSSI, &filed.name)
+                .await
+                .expect("still theirs")
+                .into_inner()
+                .status,
+            S::Received as i32,
+            "{l}: nothing changed"
+        );
+    }
+}

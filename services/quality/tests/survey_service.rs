@@ -664,3 +664,82 @@ async fn idempotent_retries_replay_and_reused_keys_are_refused() {
         );
     }
 }
+
+/// Issue 8: a citizen reads a survey's questions and answers it (anonymously: nothing about
+/// them is stored with the answers); creating surveys and computing results are the office's.
+#[tokio::test]
+async fn a_citizen_answers_a_survey_but_does_not_run_one() {
+    const ROSSI: &str = "RSSMRA80A01I449Q";
+    for t in testing::all().await {
+        let l = t.label;
+        let f = fixture(&t).await;
+        let err = f
+            .api
+            .create_survey(by_citizen(
+                ROSSI,
+                create_survey(SARZANA, vec![question(Scale::Likert5, 1.0)], 2, ""),
+            ))
+            .await
+            .expect_err("a citizen does not create surveys");
+        assert_eq!(
+            (err.code(), reason_and_field(&err).0),
+            (Code::PermissionDenied, "ROLE_NOT_ALLOWED".to_owned()),
+            "{l}"
+        );
+        let survey = f
+            .api
+            .create_survey(create_survey(
+                SARZANA,
+                vec![question(Scale::Likert5, 1.0)],
+                2,
+                "",
+            ))
+            .await
+            .expect("the office creates it")
+            .into_inner();
+        let read = f
+            .api
+            .get_survey(by_citizen(
+                ROSSI,
+                routed(
+                    SARZANA,
+                    pb::GetSurveyRequest {
+                        name: survey.name.clone(),
+                    },
+                ),
+            ))
+            .await
+            .expect("a citizen reads the questions")
+            .into_inner();
+        assert_eq!(read.questions.len(), 1, "{l}");
+        let listed = f
+            .api
+            .list_surveys(by_citizen(
+                ROSSI,
+                routed(
+                    SARZANA,
+                    pb::ListSurveysRequest {
+                        parent: format!("comuni/{SARZANA}"),
+                        page_size: 0,
+                        page_token: String::new(),
+                    },
+                ),
+            ))
+            .await
+            .expect("a citizen finds the surveys")
+            .into_inner();
+        assert_eq!(listed.surveys, vec![read.clone()], "{l}");
+        f.api
+            .create_survey_response(by_citizen(ROSSI, answer(&survey.name, &[5], "")))
+            .await
+            .expect("a citizen answers");
+        let responses: Vec<String> = sqlx::query_scalar(
+            "SELECT response_id FROM quality_survey_responses WHERE survey_id = $1",
+        )
+        .bind(survey.survey_id.as_str())
+        .fetch_all(t.db.pool())
+        .await
+        .expect("reads");
+        assert_eq!(responses.len(), 1, "{l}: one anonymous response");
+    }
+}

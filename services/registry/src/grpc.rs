@@ -18,6 +18,9 @@ use unione_proto::google::r#type::Date;
 use unione_proto::registry::v1 as pb;
 use unione_proto::registry::v1::resident_service_server::ResidentService;
 
+use unione_kit::principal;
+
+use crate::domain::codice_fiscale;
 use crate::domain::{Address, CivilDate, RegistrationReason, RegistryError, ResidentDraft, Sex};
 use crate::storage::{self, Inserted, PageKey, StoredResident};
 
@@ -44,6 +47,11 @@ impl From<RegistryError> for ApiError {
     }
 }
 
+/// True when `stored` is the record of the citizen with codice fiscale `cf`.
+pub(crate) fn is_own(cf: &str, stored: &StoredResident) -> bool {
+    codice_fiscale::normalize(&stored.resident.codice_fiscale) == cf
+}
+
 /// The resident service of one node, for the comuni it serves.
 #[derive(Debug, Clone)]
 pub struct ResidentApi {
@@ -66,6 +74,7 @@ impl ResidentApi {
         &self,
         request: Request<pb::CreateResidentRequest>,
     ) -> Result<pb::Resident, ApiError> {
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
         Span::current().record("comune", istat.as_str());
@@ -124,6 +133,7 @@ impl ResidentApi {
         &self,
         request: Request<pb::GetResidentRequest>,
     ) -> Result<pb::Resident, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, RESIDENT)?;
         let id = vars[0];
@@ -131,8 +141,10 @@ impl ResidentApi {
             .record("comune", istat.as_str())
             .record("resident", id);
         self.served.check(&metadata, &istat, "name")?;
+        // Another person's record is NOT_FOUND to a citizen, as a missing one.
         let stored = storage::get_resident(&self.db, &istat, id)
             .await?
+            .filter(|r| citizen.as_deref().is_none_or(|cf| is_own(cf, r)))
             .ok_or_else(|| ApiError::not_found("name", &req.name))?;
         Ok(resident_to_pb(&istat, &stored))
     }
@@ -142,11 +154,27 @@ impl ResidentApi {
         &self,
         request: Request<pb::ListResidentsRequest>,
     ) -> Result<pb::ListResidentsResponse, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
         Span::current().record("comune", istat.as_str());
         self.served.check(&metadata, &istat, "parent")?;
         let size = pagination::page_size(req.page_size)?;
+        // A citizen's list holds their own current record only.
+        if let Some(cf) = citizen {
+            // At most one current record: a single page.
+            let scope = format!("ListResidents/{}/{cf}", istat.resource_name());
+            let after: Option<String> = pagination::decode_token(&scope, &req.page_token)?;
+            let mut conn = self.db.pool().acquire().await?;
+            let found = match after {
+                Some(_) => None,
+                None => storage::current_resident_by_codice_fiscale(&mut conn, &istat, &cf).await?,
+            };
+            return Ok(pb::ListResidentsResponse {
+                residents: found.iter().map(|r| resident_to_pb(&istat, r)).collect(),
+                next_page_token: String::new(),
+            });
+        }
         let scope = format!("ListResidents/{}", istat.resource_name());
         let after: Option<PageKey> = pagination::decode_token(&scope, &req.page_token)?;
         let mut rows = storage::list_residents(&self.db, &istat, after.as_ref(), size + 1).await?;

@@ -339,3 +339,20 @@ pub async fn count_residents(db: &Database, comune: &Istat) -> Result<i64, sqlx:
         .fetch_one(db.pool())
         .await
 }
+
+/// The current resident of `comune` with codice fiscale `codice_fiscale` (upper case), if
+/// any: at most one, by the unique index on current records.
+pub async fn current_resident_by_codice_fiscale(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    codice_fiscale: &str,
+) -> Result<Option<StoredResident>, sqlx::Error> {
+    let row: Option<ResidentRow> = sqlx::query_as(select_residents!(
+        " WHERE comune = $1 AND codice_fiscale = $2 AND deregistration_date IS NULL"
+    ))
+    .bind(comune.as_str())
+    .bind(codice_fiscale)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(StoredResident::try_from).transpose()
+}

@@ -329,7 +329,7 @@ async fn historical_residence_and_household_status_read_the_past() {
 }
 
 /// Issuing records who asked (a principal is required); only the comune's operators or the
-/// citizen concerned may ask. Verifying needs no principal, but the routing rules (AIP-4222)
+/// citizen concerned may ask (to another citizen the person is not found). Verifying needs no principal, but the routing rules (AIP-4222)
 /// still hold. Bad input names its field and issues nothing.
 #[tokio::test]
 async fn access_routing_and_bad_input_are_refused() {
@@ -366,11 +366,12 @@ async fn access_routing_and_bad_input_are_refused() {
             ))
             .await
             .expect_err("another citizen");
+        // Another person is NOT_FOUND to a citizen, as a missing one (issue 8).
         assert_error(
             &err,
-            Code::PermissionDenied,
-            "PERMISSION_DENIED",
-            None,
+            Code::NotFound,
+            "RESOURCE_NOT_FOUND",
+            Some("certificate.resident"),
             t.label,
         );
         api.issue_certificate(as_principal(

@@ -15,11 +15,11 @@ use tonic::{Code, Request, Response};
 use tracing::{Span, field};
 use unione_kit::names::parse_name;
 use unione_kit::storage::timestamp;
-use unione_kit::{ApiError, ComuneProfile, Database, Istat, Served};
+use unione_kit::{ApiError, ComuneProfile, Database, Istat, Served, pagination, principal};
 use unione_proto::payments::v1 as pb;
 use unione_proto::payments::v1::payment_provider_service_server::PaymentProviderService;
 
-use super::{date_to_pb, state_to_pb};
+use super::{date_to_pb, state_to_pb, visible_to};
 use crate::clock::{self, Clock};
 use crate::domain::notice::{NoticeNumber, validate_notice_number};
 use crate::domain::receipt::{self, DOCUMENT_KIND, ReceiptDocument};
@@ -112,6 +112,8 @@ impl PaymentProviderApi {
         &self,
         request: Request<pb::VerifyNoticeRequest>,
     ) -> Result<pb::VerifyNoticeResponse, ApiError> {
+        // The provider calls are the provider's (and an administrator's), never a citizen's.
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, number, profile, _) = self.notice(&metadata, "name", &req.name, NOTICE)?;
         let today = clock::today(self.clock.now_micros());
@@ -149,6 +151,8 @@ impl PaymentProviderApi {
         &self,
         request: Request<pb::ActivatePaymentRequest>,
     ) -> Result<pb::Activation, ApiError> {
+        // The provider calls are the provider's (and an administrator's), never a citizen's.
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, number, _, _) = self.notice(&metadata, "name", &req.name, NOTICE)?;
         check_id("psp_id", &req.psp_id)?;
@@ -218,6 +222,8 @@ impl PaymentProviderApi {
         &self,
         request: Request<pb::SendReceiptRequest>,
     ) -> Result<pb::Receipt, ApiError> {
+        // The provider calls are the provider's (and an administrator's), never a citizen's.
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, number, profile, _) = self.notice(&metadata, "notice", &req.notice, NOTICE)?;
         check_id("psp_id", &req.psp_id)?;
@@ -402,21 +408,78 @@ impl PaymentProviderApi {
         &self,
         request: Request<pb::GetReceiptRequest>,
     ) -> Result<pb::SealedReceipt, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, number, _, rest) = self.notice(&metadata, "name", &req.name, RECEIPT)?;
+        let not_found = || ApiError::not_found("name", &req.name);
         let stored = storage::get_receipt(&self.db, &istat, number.as_str(), &rest[0])
             .await?
-            .ok_or_else(|| ApiError::not_found("name", &req.name))?;
+            .ok_or_else(not_found)?;
+        // Another debtor's receipt is NOT_FOUND to a citizen, as a missing one.
+        if citizen.is_some() {
+            let position = storage::get_position(&self.db, &istat, &stored.position_id).await?;
+            if !position.is_some_and(|p| visible_to(citizen.as_deref(), &p)) {
+                return Err(not_found());
+            }
+        }
         Ok(pb::SealedReceipt {
             name: req.name.clone(),
             document: stored.document,
             sha256: stored.seal,
         })
     }
+
+    #[tracing::instrument(name = "ListReceipts", skip_all, fields(comune = field::Empty))]
+    async fn list_receipts_inner(
+        &self,
+        request: Request<pb::ListReceiptsRequest>,
+    ) -> Result<pb::ListReceiptsResponse, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
+        let (metadata, _, req) = request.into_parts();
+        let (istat, number, _, _) = self.notice(&metadata, "parent", &req.parent, NOTICE)?;
+        pagination::page_size(req.page_size)?;
+        // A notice has at most one receipt: one page, and nothing after it.
+        let scope = format!("ListReceipts/{}", req.parent);
+        let after: Option<String> = pagination::decode_token(&scope, &req.page_token)?;
+        let not_found = || ApiError::not_found("parent", &req.parent);
+        let mut conn = self.db.pool().acquire().await?;
+        let location = storage::find_notice(&mut conn, &istat, number.as_str())
+            .await?
+            .ok_or_else(not_found)?;
+        let position = storage::read_position(&mut conn, &istat, &location.position_id)
+            .await?
+            .ok_or_else(not_found)?;
+        // Another debtor's notice is NOT_FOUND to a citizen, as a missing one.
+        if !visible_to(citizen.as_deref(), &position) {
+            return Err(not_found());
+        }
+        let option = option_of(&position, location.option_index)?;
+        let receipt = match after {
+            Some(_) => None,
+            None => storage::find_receipt(&mut conn, &istat, &option.iuv).await?,
+        };
+        let receipts = receipt
+            .map(|r| {
+                <pb::Receipt as prost::Message>::decode(r.response.as_slice())
+                    .map_err(|e| ApiError::internal(&format!("stored receipt response: {e}")))
+            })
+            .transpose()?;
+        Ok(pb::ListReceiptsResponse {
+            receipts: receipts.into_iter().collect(),
+            next_page_token: String::new(),
+        })
+    }
 }
 
 #[tonic::async_trait]
 impl PaymentProviderService for PaymentProviderApi {
+    async fn list_receipts(
+        &self,
+        request: Request<pb::ListReceiptsRequest>,
+    ) -> Result<Response<pb::ListReceiptsResponse>, tonic::Status> {
+        Ok(Response::new(self.list_receipts_inner(request).await?))
+    }
+
     async fn verify_notice(
         &self,
         request: Request<pb::VerifyNoticeRequest>,

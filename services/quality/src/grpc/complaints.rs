@@ -6,7 +6,7 @@ use tracing::{Span, field};
 use unione_kit::idempotency;
 use unione_kit::names::parse_name;
 use unione_kit::storage::timestamp;
-use unione_kit::{ApiError, Database, Istat, Served};
+use unione_kit::{ApiError, Database, Istat, Served, pagination, principal};
 use unione_proto::quality::v1 as pb;
 use unione_proto::quality::v1::complaint_service_server::ComplaintService;
 
@@ -15,7 +15,9 @@ use crate::domain::calendar::{rome_date, rome_range_micros};
 use crate::domain::complaints::{
     self, Charter, ComplaintError, ComplaintStatus, Intake, check_actor,
 };
-use crate::storage::complaints::{self as storage, StatusChange, StoredComplaint};
+use crate::storage::complaints::{
+    self as storage, ComplaintPageKey, StatusChange, StoredComplaint,
+};
 
 /// `comuni/{istat}/complaints/{complaint_id}`.
 const COMPLAINT: &[&str] = &["comuni", "*", "complaints", "*"];
@@ -61,6 +63,8 @@ impl ComplaintApi {
         &self,
         request: Request<pb::CreateComplaintRequest>,
     ) -> Result<pb::Complaint, ApiError> {
+        let who = principal::principal(&request).cloned();
+        let citizen = principal::citizen(who.as_ref())?;
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
         Span::current().record("comune", istat.as_str());
@@ -89,7 +93,16 @@ impl ComplaintApi {
             request_id: String::new(),
         };
         let fingerprint = idempotency::fingerprint(&asked);
-        let scope = format!("quality/{}/CreateComplaint", istat.resource_name());
+        // A citizen's keys are theirs alone: two citizens' keys never meet.
+        let scope = match (&citizen, &who) {
+            (Some(_), Some(who)) => format!(
+                "quality/{}/CreateComplaint/{}",
+                istat.resource_name(),
+                who.sub
+            ),
+            _ => format!("quality/{}/CreateComplaint", istat.resource_name()),
+        };
+        let filer = citizen.as_deref();
         let db = &self.db;
         let istat = &istat;
         let intake = &intake;
@@ -110,6 +123,9 @@ impl ComplaintApi {
                 let deadlines = charter.deadlines(now);
                 storage::insert_complaint(&mut tx, istat, &complaint_id, intake, &deadlines, now)
                     .await?;
+                if let Some(filer) = filer {
+                    storage::set_filer(&mut tx, istat, &complaint_id, filer).await?;
+                }
                 Span::current().record("complaint", complaint_id.as_str());
                 let response = complaint_to_pb(
                     istat,
@@ -139,6 +155,7 @@ impl ComplaintApi {
         &self,
         request: Request<pb::GetComplaintRequest>,
     ) -> Result<pb::Complaint, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, COMPLAINT)?;
         Span::current()
@@ -146,10 +163,53 @@ impl ComplaintApi {
             .record("complaint", vars[0]);
         self.served.check(&metadata, &istat, "name")?;
         let mut conn = self.db.pool().acquire().await?;
+        // A citizen reads only a complaint they filed; any other is NOT_FOUND, as a missing
+        // one.
+        if let Some(cf) = &citizen
+            && storage::filer(&mut conn, &istat, vars[0]).await?.as_ref() != Some(cf)
+        {
+            return Err(ApiError::not_found("name", &req.name));
+        }
         let stored = storage::get_complaint(&mut conn, &istat, vars[0])
             .await?
             .ok_or_else(|| ApiError::not_found("name", &req.name))?;
         Ok(complaint_to_pb(&istat, &stored))
+    }
+
+    #[tracing::instrument(name = "ListComplaints", skip_all, fields(comune = field::Empty))]
+    async fn list_complaints_inner(
+        &self,
+        request: Request<pb::ListComplaintsRequest>,
+    ) -> Result<pb::ListComplaintsResponse, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
+        let (metadata, _, req) = request.into_parts();
+        let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
+        Span::current().record("comune", istat.as_str());
+        self.served.check(&metadata, &istat, "parent")?;
+        let size = pagination::page_size(req.page_size)?;
+        // A citizen's list holds only the complaints they filed; their tokens are theirs.
+        let scope = format!(
+            "ListComplaints/{}/{}",
+            req.parent,
+            citizen.as_deref().unwrap_or("")
+        );
+        let after: Option<ComplaintPageKey> = pagination::decode_token(&scope, &req.page_token)?;
+        let mut conn = self.db.pool().acquire().await?;
+        let mut rows = storage::list_complaints(
+            &mut conn,
+            &istat,
+            citizen.as_deref(),
+            after.as_ref(),
+            size + 1,
+        )
+        .await?;
+        let next_page_token = pagination::finish_page(&mut rows, size, &scope, |c| {
+            (c.receive_time, c.complaint_id.clone())
+        });
+        Ok(pb::ListComplaintsResponse {
+            complaints: rows.iter().map(|c| complaint_to_pb(&istat, c)).collect(),
+            next_page_token,
+        })
     }
 
     #[tracing::instrument(
@@ -161,6 +221,7 @@ impl ComplaintApi {
         &self,
         request: Request<pb::TransitionComplaintRequest>,
     ) -> Result<pb::Complaint, ApiError> {
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, COMPLAINT)?;
         let complaint_id = vars[0];
@@ -220,6 +281,7 @@ impl ComplaintApi {
         &self,
         request: Request<pb::UpdateServiceCharterRequest>,
     ) -> Result<pb::ServiceCharter, ApiError> {
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let given = req
             .service_charter
@@ -242,6 +304,7 @@ impl ComplaintApi {
         &self,
         request: Request<pb::ComputeComplaintIndicatorsRequest>,
     ) -> Result<pb::ComplaintIndicators, ApiError> {
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
         Span::current().record("comune", istat.as_str());
@@ -282,6 +345,13 @@ impl ComplaintService for ComplaintApi {
         request: Request<pb::GetComplaintRequest>,
     ) -> Result<Response<pb::Complaint>, tonic::Status> {
         Ok(Response::new(self.get_complaint_inner(request).await?))
+    }
+
+    async fn list_complaints(
+        &self,
+        request: Request<pb::ListComplaintsRequest>,
+    ) -> Result<Response<pb::ListComplaintsResponse>, tonic::Status> {
+        Ok(Response::new(self.list_complaints_inner(request).await?))
     }
 
     async fn transition_complaint(

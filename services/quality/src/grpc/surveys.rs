@@ -5,14 +5,14 @@ use tracing::{Span, field};
 use unione_kit::idempotency;
 use unione_kit::names::parse_name;
 use unione_kit::storage::timestamp;
-use unione_kit::{ApiError, Database, Istat, Served};
+use unione_kit::{ApiError, Database, Istat, Served, pagination, principal};
 use unione_proto::quality::v1 as pb;
 use unione_proto::quality::v1::survey_service_server::SurveyService;
 
 use super::{COMUNE, Clock, channel_from_pb, channel_to_pb, date_to_pb, period_from_pb};
 use crate::domain::calendar::rome_range_micros;
 use crate::domain::surveys::{Estimate, Results, Scale, Survey, SurveyError};
-use crate::storage::surveys::{self as storage, StoredSurvey};
+use crate::storage::surveys::{self as storage, StoredSurvey, SurveyPageKey};
 
 /// `comuni/{istat}/surveys/{survey_id}`.
 const SURVEY: &[&str] = &["comuni", "*", "surveys", "*"];
@@ -60,6 +60,7 @@ impl SurveyApi {
         &self,
         request: Request<pb::CreateSurveyRequest>,
     ) -> Result<pb::Survey, ApiError> {
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
         Span::current().record("comune", istat.as_str());
@@ -132,6 +133,28 @@ impl SurveyApi {
         Ok(survey_to_pb(&istat, &stored))
     }
 
+    #[tracing::instrument(name = "ListSurveys", skip_all, fields(comune = field::Empty))]
+    async fn list_surveys_inner(
+        &self,
+        request: Request<pb::ListSurveysRequest>,
+    ) -> Result<pb::ListSurveysResponse, ApiError> {
+        let (metadata, _, req) = request.into_parts();
+        let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
+        Span::current().record("comune", istat.as_str());
+        self.served.check(&metadata, &istat, "parent")?;
+        let size = pagination::page_size(req.page_size)?;
+        let scope = format!("ListSurveys/{}", req.parent);
+        let after: Option<SurveyPageKey> = pagination::decode_token(&scope, &req.page_token)?;
+        let mut rows = storage::list_surveys(&self.db, &istat, after.as_ref(), size + 1).await?;
+        let next_page_token = pagination::finish_page(&mut rows, size, &scope, |s| {
+            (s.create_time, s.survey_id.clone())
+        });
+        Ok(pb::ListSurveysResponse {
+            surveys: rows.iter().map(|s| survey_to_pb(&istat, s)).collect(),
+            next_page_token,
+        })
+    }
+
     #[tracing::instrument(
         name = "CreateSurveyResponse",
         skip_all,
@@ -202,6 +225,7 @@ impl SurveyApi {
         &self,
         request: Request<pb::ComputeSurveyResultsRequest>,
     ) -> Result<pb::SurveyResults, ApiError> {
+        principal::refuse_citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, SURVEY)?;
         let survey_id = vars[0];
@@ -250,6 +274,13 @@ pub(crate) fn fill_results(out: &mut pb::SurveyResults, results: Results) {
 
 #[tonic::async_trait]
 impl SurveyService for SurveyApi {
+    async fn list_surveys(
+        &self,
+        request: Request<pb::ListSurveysRequest>,
+    ) -> Result<Response<pb::ListSurveysResponse>, tonic::Status> {
+        Ok(Response::new(self.list_surveys_inner(request).await?))
+    }
+
     async fn create_survey(
         &self,
         request: Request<pb::CreateSurveyRequest>,

@@ -331,3 +331,69 @@ pub async fn received_between(
         })
         .collect()
 }
+
+/// Records the citizen who filed complaint `complaint_id` (their codice fiscale), in the
+/// write transaction that inserted it.
+pub async fn set_filer(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    complaint_id: &str,
+    filer: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE quality_complaints SET filer = $3 WHERE comune = $1 AND complaint_id = $2")
+        .bind(comune.as_str())
+        .bind(complaint_id)
+        .bind(filer)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The codice fiscale of the citizen who filed complaint `complaint_id`, if a citizen did.
+pub async fn filer(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    complaint_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    let filer: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT filer FROM quality_complaints WHERE comune = $1 AND complaint_id = $2",
+    )
+    .bind(comune.as_str())
+    .bind(complaint_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(filer.flatten())
+}
+
+/// The position a page of complaints ends at: (receive_time, complaint_id), newest first.
+pub type ComplaintPageKey = (i64, String);
+
+/// The complaints of `comune`, newest first (receive_time desc, id desc), after `after`, at
+/// most `limit`; only those filed by `filer` (a codice fiscale) when given.
+pub async fn list_complaints(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    filer: Option<&str>,
+    after: Option<&ComplaintPageKey>,
+    limit: i64,
+) -> Result<Vec<StoredComplaint>, sqlx::Error> {
+    let (after_time, after_id) = after.map_or((i64::MAX, ""), |(t, id)| (*t, id.as_str()));
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT complaint_id FROM quality_complaints WHERE comune = $1 \
+         AND ($2 = '' OR filer = $2) \
+         AND (receive_time < $3 OR (receive_time = $3 AND ($4 = '' OR complaint_id < $4))) \
+         ORDER BY receive_time DESC, complaint_id DESC LIMIT $5",
+    )
+    .bind(comune.as_str())
+    .bind(filer.unwrap_or(""))
+    .bind(after_time)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut complaints = Vec::with_capacity(ids.len());
+    for id in ids {
+        complaints.extend(get_complaint(conn, comune, &id).await?);
+    }
+    Ok(complaints)
+}

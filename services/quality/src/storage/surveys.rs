@@ -210,3 +210,33 @@ pub async fn responses_between(
     }
     Ok(out)
 }
+
+/// The position a page of surveys ends at: (create_time, survey_id), newest first.
+pub type SurveyPageKey = (i64, String);
+
+/// The surveys of `comune` with their questions, newest first (create_time desc, id desc),
+/// after `after`, at most `limit`.
+pub async fn list_surveys(
+    db: &Database,
+    comune: &Istat,
+    after: Option<&SurveyPageKey>,
+    limit: i64,
+) -> Result<Vec<StoredSurvey>, sqlx::Error> {
+    let (after_time, after_id) = after.map_or((i64::MAX, ""), |(t, id)| (*t, id.as_str()));
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT survey_id FROM quality_surveys WHERE comune = $1 \
+         AND (create_time < $2 OR (create_time = $2 AND ($3 = '' OR survey_id < $3))) \
+         ORDER BY create_time DESC, survey_id DESC LIMIT $4",
+    )
+    .bind(comune.as_str())
+    .bind(after_time)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let mut surveys = Vec::with_capacity(ids.len());
+    for id in ids {
+        surveys.extend(get_survey(db, comune, &id).await?);
+    }
+    Ok(surveys)
+}

@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 use chrono::NaiveDateTime;
+use tonic::Request;
+use unione_kit::principal::Principal;
+use unione_kit::token::Role;
 use unione_kit::{ComuneProfile, Istat};
 use unione_proto::google::r#type::Date;
 
@@ -35,4 +38,16 @@ pub fn utc(text: &str) -> i64 {
 /// A protobuf date.
 pub fn date(year: i32, month: i32, day: i32) -> Option<Date> {
     Some(Date { year, month, day })
+}
+
+/// `request` as the gateway sends it for the citizen whose codice fiscale is `cf`.
+pub fn by_citizen<T>(cf: &str, mut request: Request<T>) -> Request<T> {
+    request.extensions_mut().insert(Principal {
+        sub: format!("cit-{cf}"),
+        role: Role::Citizen,
+        comuni: Vec::new(),
+        fiscal_number: Some(cf.to_owned()),
+        gateway: "gw-1".to_owned(),
+    });
+    request
 }

@@ -8,7 +8,7 @@
 //! drawn by [`super::pdf`].
 
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The characters of a verification code: digits and capitals without 0, 1, I and O, which
 /// are read for one another.
@@ -61,7 +61,7 @@ impl CertificateKind {
 
 /// The sealed data of a certificate. Serialised in this field order, it is the canonical
 /// content ([`CertificateContent::canonical_json`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertificateContent {
     /// `CERTIFICATE_TYPE` code ([`CertificateKind::code`]).
     #[serde(rename = "type")]
@@ -77,7 +77,7 @@ pub struct CertificateContent {
     /// The address at `as_of`.
     pub address: AddressInfo,
     /// The household at `as_of` (household status only), the head first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub household: Vec<MemberInfo>,
     /// The channel of the request (`COUNTER`, `WEB`, `KIOSK`, ...).
     pub channel: String,
@@ -86,7 +86,7 @@ pub struct CertificateContent {
 }
 
 /// The issuing comune in a certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComuneInfo {
     /// ISTAT code.
     pub istat: String,
@@ -95,7 +95,7 @@ pub struct ComuneInfo {
 }
 
 /// The person in a certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonInfo {
     /// Codice fiscale.
     pub codice_fiscale: String,
@@ -110,7 +110,7 @@ pub struct PersonInfo {
 }
 
 /// An address in a certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressInfo {
     /// Street.
     pub street: String,
@@ -123,7 +123,7 @@ pub struct AddressInfo {
 }
 
 /// A household member in a household status certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberInfo {
     /// The person.
     pub person: PersonInfo,

@@ -15,25 +15,29 @@ use unione_kit::names::parse_name;
 use unione_kit::principal::Principal;
 use unione_kit::storage::{now_micros, timestamp};
 use unione_kit::token::Role;
-use unione_kit::{ApiError, Database, Istat, Served, idempotency, principal};
+use unione_kit::{ApiError, Database, Istat, Served, idempotency, pagination, principal};
 use unione_proto::common::v1::Channel;
 use unione_proto::registry::v1 as pb;
 use unione_proto::registry::v1::certificate_service_server::CertificateService;
 
 use super::household::{civil, residence_at, resident_in};
-use super::{date_to_pb, today_in_italy};
+use super::{date_to_pb, is_own, today_in_italy};
 use crate::domain::certificate::{
     self as rules, AddressInfo, CODE_LEN, CertificateContent, CertificateError, CertificateKind,
     ComuneInfo, MemberInfo, PersonInfo, VERIFY_URL,
 };
 use crate::domain::household::{self, Standing, members_at};
 use crate::domain::pdf;
-use crate::storage::certificate::{self as store, SealKey, StoredCertificate};
+use crate::storage::certificate::{
+    self as store, CertificateFilter, CertificatePageKey, SealKey, StoredCertificate,
+};
 use crate::storage::household as households;
 use crate::storage::{self, StoredResident};
 
 /// `comuni/{istat}`.
 const COMUNE: &[&str] = &["comuni", "*"];
+/// `comuni/{istat}/certificates/{id}`.
+const CERTIFICATE: &[&str] = &["comuni", "*", "certificates", "*"];
 
 /// A certificate that cannot be issued or checked: FAILED_PRECONDITION, or INVALID_ARGUMENT
 /// for a malformed code.
@@ -102,7 +106,16 @@ impl CertificateApi {
             request_id: String::new(),
         };
         let fingerprint = idempotency::fingerprint(&asked);
-        let scope = format!("registry/{}/IssueCertificate", istat.resource_name());
+        // A citizen's keys are theirs alone: a replay never hands one citizen the certificate
+        // issued to another under the same key.
+        let scope = match who.role {
+            Role::Citizen => format!(
+                "registry/{}/IssueCertificate/{}",
+                istat.resource_name(),
+                who.sub
+            ),
+            _ => format!("registry/{}/IssueCertificate", istat.resource_name()),
+        };
         let (db, istat, resident_id, who, comune_name, resident_name) = (
             &self.db,
             &istat,
@@ -122,7 +135,7 @@ impl CertificateApi {
                 let person = storage::read_resident(&mut tx, istat, resident_id)
                     .await?
                     .ok_or_else(|| ApiError::not_found("certificate.resident", resident_name))?;
-                authorize(who, istat, &person)?;
+                authorize(who, istat, &person, resident_name)?;
                 let at = residence_at(&mut tx, istat, resident_id, as_of).await?;
                 let Standing::Resident(address) = at.standing else {
                     let field = match kind {
@@ -261,10 +274,143 @@ impl CertificateApi {
             issue_time: Some(timestamp(stored.issue_time)),
         })
     }
+
+    #[tracing::instrument(
+        name = "GetCertificate",
+        skip_all,
+        fields(comune = field::Empty, certificate = field::Empty)
+    )]
+    async fn get_inner(
+        &self,
+        request: Request<pb::GetCertificateRequest>,
+    ) -> Result<pb::Certificate, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
+        let (metadata, _, req) = request.into_parts();
+        let (istat, vars) = parse_name("name", &req.name, CERTIFICATE)?;
+        Span::current()
+            .record("comune", istat.as_str())
+            .record("certificate", vars[0]);
+        let comune_name = self.served.check(&metadata, &istat, "name")?.name.clone();
+        let mut conn = self.db.pool().acquire().await?;
+        let not_found = || ApiError::not_found("name", &req.name);
+        let stored = store::get_certificate(&mut conn, &istat, vars[0])
+            .await?
+            .ok_or_else(not_found)?;
+        // Another person's certificate is NOT_FOUND to a citizen, as a missing one.
+        if let Some(cf) = &citizen {
+            let person = storage::read_resident(&mut conn, &istat, &stored.resident_id).await?;
+            if !person.is_some_and(|p| is_own(cf, &p)) {
+                return Err(not_found());
+            }
+        }
+        let key = store::seal_key(&mut conn, &istat)
+            .await?
+            .ok_or_else(|| ApiError::internal(&"a certificate without its comune's seal key"))?;
+        let content: CertificateContent = serde_json::from_str(&stored.content)
+            .map_err(|e| ApiError::internal(&format!("stored certificate content: {e}")))?;
+        let document = pdf::render(
+            &content.lines(stored.kind, &comune_name),
+            &format!("{VERIFY_URL}{}", stored.verification_code),
+        );
+        let mut certificate = stored_to_pb(&istat, stored, key.public_key)?;
+        certificate.pdf = document;
+        Ok(certificate)
+    }
+
+    #[tracing::instrument(name = "ListCertificates", skip_all, fields(comune = field::Empty))]
+    async fn list_inner(
+        &self,
+        request: Request<pb::ListCertificatesRequest>,
+    ) -> Result<pb::ListCertificatesResponse, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
+        let (metadata, _, req) = request.into_parts();
+        let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
+        Span::current().record("comune", istat.as_str());
+        self.served.check(&metadata, &istat, "parent")?;
+        let resident_id = if req.resident.is_empty() {
+            None
+        } else {
+            Some(resident_in("resident", &req.resident, &istat)?)
+        };
+        let size = pagination::page_size(req.page_size)?;
+        let mut conn = self.db.pool().acquire().await?;
+        if let (Some(cf), Some(id)) = (&citizen, &resident_id) {
+            // Another person is NOT_FOUND to a citizen, as a missing one.
+            let person = storage::read_resident(&mut conn, &istat, id).await?;
+            if !person.is_some_and(|p| is_own(cf, &p)) {
+                return Err(ApiError::not_found("resident", &req.resident));
+            }
+        }
+        let filter = CertificateFilter {
+            resident_id,
+            codice_fiscale: citizen,
+        };
+        let scope = format!(
+            "ListCertificates/{}/{}/{}",
+            req.parent,
+            req.resident,
+            filter.codice_fiscale.as_deref().unwrap_or("")
+        );
+        let after: Option<CertificatePageKey> = pagination::decode_token(&scope, &req.page_token)?;
+        let mut rows =
+            store::list_certificates(&mut conn, &istat, &filter, after.as_ref(), size + 1).await?;
+        let next_page_token =
+            pagination::finish_page(&mut rows, size, &scope, |c| (c.issue_time, c.id.clone()));
+        let public_key = store::seal_key(&mut conn, &istat)
+            .await?
+            .map(|k| k.public_key)
+            .unwrap_or_default();
+        Ok(pb::ListCertificatesResponse {
+            certificates: rows
+                .into_iter()
+                .map(|c| stored_to_pb(&istat, c, public_key.clone()))
+                .collect::<Result<_, _>>()?,
+            next_page_token,
+        })
+    }
+}
+
+/// The wire form of a stored certificate, without its PDF.
+fn stored_to_pb(
+    istat: &Istat,
+    stored: StoredCertificate,
+    public_key: Vec<u8>,
+) -> Result<pb::Certificate, ApiError> {
+    let as_of = chrono::NaiveDate::parse_from_str(&stored.as_of, "%Y-%m-%d")
+        .map_err(|e| ApiError::internal(&format!("stored certificate date: {e}")))?;
+    Ok(pb::Certificate {
+        name: certificate_name(istat, &stored.id),
+        r#type: given_type(stored.kind).into(),
+        resident: format!("{}/residents/{}", istat.resource_name(), stored.resident_id),
+        as_of: Some(date_to_pb(as_of)),
+        channel: Channel::from_str_name(&format!("CHANNEL_{}", stored.channel))
+            .unwrap_or(Channel::Unspecified)
+            .into(),
+        verification_code: stored.verification_code,
+        content: stored.content,
+        seal: stored.seal,
+        public_key,
+        pdf: Vec::new(),
+        issue_time: Some(timestamp(stored.issue_time)),
+    })
 }
 
 #[tonic::async_trait]
 impl CertificateService for CertificateApi {
+    async fn get_certificate(
+        &self,
+        request: Request<pb::GetCertificateRequest>,
+    ) -> Result<Response<pb::Certificate>, tonic::Status> {
+        Ok(Response::new(self.get_inner(request).await?))
+    }
+
+    async fn list_certificates(
+        &self,
+        request: Request<pb::ListCertificatesRequest>,
+    ) -> Result<Response<pb::ListCertificatesResponse>, tonic::Status> {
+        Ok(Response::new(self.list_inner(request).await?))
+    }
+
     async fn issue_certificate(
         &self,
         request: Request<pb::IssueCertificateRequest>,
@@ -281,14 +427,23 @@ impl CertificateService for CertificateApi {
 }
 
 /// Who may have a certificate issued: an operator or integrator acting for the comune, or the
-/// citizen the certificate is about (PERMISSION_DENIED otherwise).
-fn authorize(who: &Principal, istat: &Istat, person: &StoredResident) -> Result<(), ApiError> {
+/// citizen the certificate is about (PERMISSION_DENIED otherwise). To a citizen, another
+/// person is NOT_FOUND (`certificate.resident`), as a missing one: existence is not revealed.
+fn authorize(
+    who: &Principal,
+    istat: &Istat,
+    person: &StoredResident,
+    resident_name: &str,
+) -> Result<(), ApiError> {
     let allowed = match who.role {
         Role::Operator | Role::Integrator => who.comuni.iter().any(|c| c == istat.as_str()),
-        Role::Citizen => who
-            .fiscal_number
-            .as_deref()
-            .is_some_and(|cf| cf.eq_ignore_ascii_case(&person.resident.codice_fiscale)),
+        Role::Citizen => {
+            let own = principal::citizen(Some(who))?.is_some_and(|cf| is_own(&cf, person));
+            if !own {
+                return Err(ApiError::not_found("certificate.resident", resident_name));
+            }
+            true
+        }
         // Admins, auditors, payment providers and any role added later: never.
         _ => false,
     };

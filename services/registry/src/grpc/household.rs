@@ -21,7 +21,7 @@ use unione_proto::google::r#type::Date;
 use unione_proto::registry::v1 as pb;
 use unione_proto::registry::v1::household_service_server::HouseholdService;
 
-use super::{date_to_pb, today_in_italy};
+use super::{date_to_pb, is_own, today_in_italy};
 use crate::domain::anpr::{AnprChange, AnprChangeKind, AnprConnector, NoAnpr};
 use crate::domain::household::{
     self, EventDraft, EventKind, HouseholdError, HouseholdErrorClass, Membership, PersonState,
@@ -167,6 +167,7 @@ impl HouseholdApi {
         &self,
         request: Request<pb::GetHouseholdRequest>,
     ) -> Result<pb::Household, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, HOUSEHOLD)?;
         let id = vars[0];
@@ -180,6 +181,21 @@ impl HouseholdApi {
             .await?
             .ok_or_else(|| ApiError::not_found("name", &req.name))?;
         let memberships = store::memberships_of_household(&mut conn, &istat, id).await?;
+        // A citizen sees a household they belong or belonged to; any other is NOT_FOUND, as
+        // a missing one.
+        if let Some(cf) = &citizen {
+            let mut member = false;
+            for m in &memberships {
+                let person = storage::read_resident(&mut conn, &istat, &m.resident_id).await?;
+                if person.is_some_and(|p| is_own(cf, &p)) {
+                    member = true;
+                    break;
+                }
+            }
+            if !member {
+                return Err(ApiError::not_found("name", &req.name));
+            }
+        }
         Ok(household_to_pb(&istat, &stored, &memberships, as_of))
     }
 
@@ -409,6 +425,7 @@ impl HouseholdApi {
         &self,
         request: Request<pb::ListResidenceEventsRequest>,
     ) -> Result<pb::ListResidenceEventsResponse, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("parent", &req.parent, RESIDENT)?;
         let resident_id = vars[0];
@@ -422,6 +439,7 @@ impl HouseholdApi {
         let mut conn = self.db.pool().acquire().await?;
         storage::read_resident(&mut conn, &istat, resident_id)
             .await?
+            .filter(|r| citizen.as_deref().is_none_or(|cf| is_own(cf, r)))
             .ok_or_else(|| ApiError::not_found("parent", &req.parent))?;
         let mut rows =
             store::events(&mut conn, &istat, resident_id, after.unwrap_or(0), size + 1).await?;
@@ -444,6 +462,7 @@ impl HouseholdApi {
         &self,
         request: Request<pb::GetResidenceAtDateRequest>,
     ) -> Result<pb::ResidenceAtDate, ApiError> {
+        let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, RESIDENT)?;
         let resident_id = vars[0];
@@ -455,6 +474,7 @@ impl HouseholdApi {
         let mut conn = self.db.pool().acquire().await?;
         storage::read_resident(&mut conn, &istat, resident_id)
             .await?
+            .filter(|r| citizen.as_deref().is_none_or(|cf| is_own(cf, r)))
             .ok_or_else(|| ApiError::not_found("name", &req.name))?;
         let at = residence_at(&mut conn, &istat, resident_id, date).await?;
         let (status, address) = match &at.standing {

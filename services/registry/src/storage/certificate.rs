@@ -173,3 +173,64 @@ pub async fn count_certificates(
         .fetch_one(&mut *conn)
         .await
 }
+
+/// Which certificates a listing reads: every one of the comune, or only those about one
+/// resident record, or only those about the records with one codice fiscale.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateFilter {
+    /// Only certificates about this resident id.
+    pub resident_id: Option<String>,
+    /// Only certificates about records with this codice fiscale (upper case).
+    pub codice_fiscale: Option<String>,
+}
+
+/// The position a page of certificates ends at: (issue_time, id), newest first.
+pub type CertificatePageKey = (i64, String);
+
+/// The certificate `id` of `comune`.
+pub async fn get_certificate(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    id: &str,
+) -> Result<Option<StoredCertificate>, sqlx::Error> {
+    let row: Option<CertificateRow> = sqlx::query_as(
+        "SELECT id, verification_code, kind, resident_id, as_of, channel, content, seal, \
+         issued_by, issue_time FROM registry_certificates WHERE comune = $1 AND id = $2",
+    )
+    .bind(comune.as_str())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(StoredCertificate::try_from).transpose()
+}
+
+/// The certificates of `comune` that `filter` selects, newest first (issue_time desc, id
+/// desc), after `after`, at most `limit`.
+pub async fn list_certificates(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    filter: &CertificateFilter,
+    after: Option<&CertificatePageKey>,
+    limit: i64,
+) -> Result<Vec<StoredCertificate>, sqlx::Error> {
+    // An empty filter value selects everything; `after` defaults past the newest.
+    let (after_time, after_id) = after.map_or((i64::MAX, ""), |(t, id)| (*t, id.as_str()));
+    let rows: Vec<CertificateRow> = sqlx::query_as(
+        "SELECT c.id, c.verification_code, c.kind, c.resident_id, c.as_of, c.channel, \
+         c.content, c.seal, c.issued_by, c.issue_time FROM registry_certificates c \
+         JOIN registry_residents r ON r.comune = c.comune AND r.id = c.resident_id \
+         WHERE c.comune = $1 AND ($2 = '' OR c.resident_id = $2) \
+         AND ($3 = '' OR r.codice_fiscale = $3) \
+         AND (c.issue_time < $4 OR (c.issue_time = $4 AND ($5 = '' OR c.id < $5))) \
+         ORDER BY c.issue_time DESC, c.id DESC LIMIT $6",
+    )
+    .bind(comune.as_str())
+    .bind(filter.resident_id.as_deref().unwrap_or(""))
+    .bind(filter.codice_fiscale.as_deref().unwrap_or(""))
+    .bind(after_time)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(StoredCertificate::try_from).collect()
+}
