@@ -53,6 +53,17 @@ pub struct GatewayConfig {
     /// How long the gateway keeps routing on its last good directory when it cannot read a
     /// new one, in milliseconds; past that it refuses routed calls.
     pub directory_max_staleness_ms: u64,
+    /// How often the benchmark snapshot is refreshed from every member with a quality
+    /// provision, in milliseconds (a member is also read again soon after a measurement of
+    /// its is recorded through the gateway).
+    pub benchmark_refresh_ms: u64,
+    /// Members read at once when refreshing the benchmark snapshot.
+    pub benchmark_concurrency: usize,
+    /// How long one read of a member's published measurements may take, in milliseconds.
+    pub benchmark_call_timeout_ms: u64,
+    /// How old a member's data may be, in milliseconds, and still be shown in a comparison;
+    /// older data (the member unreachable since) is listed as missing, unreachable.
+    pub benchmark_max_age_ms: u64,
     /// Calls per second this gateway admits to the methods that need no token (verifying a
     /// certificate, listing the members), with bursts of twice as many.
     pub public_calls_per_second: u32,
@@ -160,6 +171,10 @@ impl Default for GatewayConfig {
             default_deadline_ms: 30_000,
             directory_refresh_ms: 60_000,
             directory_max_staleness_ms: 600_000,
+            benchmark_refresh_ms: 300_000,
+            benchmark_concurrency: 16,
+            benchmark_call_timeout_ms: 5_000,
+            benchmark_max_age_ms: 86_400_000,
             tls: TlsFiles::default(),
             limits: Limits::default(),
             web: WebConfig::default(),
@@ -216,6 +231,20 @@ impl GatewayConfig {
     /// The directory refresh interval.
     pub fn directory_refresh(&self) -> Duration {
         Duration::from_millis(self.directory_refresh_ms)
+    }
+
+    /// How the benchmark snapshot is refreshed.
+    pub fn benchmark_pacing(&self) -> crate::benchmarks::Pacing {
+        crate::benchmarks::Pacing {
+            interval: Duration::from_millis(self.benchmark_refresh_ms),
+            concurrency: self.benchmark_concurrency,
+            call_timeout: Duration::from_millis(self.benchmark_call_timeout_ms),
+        }
+    }
+
+    /// How old benchmark data may be and still be shown.
+    pub fn benchmark_max_age(&self) -> Duration {
+        Duration::from_millis(self.benchmark_max_age_ms)
     }
 
     /// How long a directory may go without a successful refresh.
@@ -282,6 +311,26 @@ impl Validate for GatewayConfig {
         ensure!(
             self.directory_max_staleness_ms >= self.directory_refresh_ms,
             "directory_max_staleness_ms must be at least directory_refresh_ms"
+        );
+        ensure!(
+            self.benchmark_refresh_ms >= 100,
+            "benchmark_refresh_ms must be at least 100 (got {})",
+            self.benchmark_refresh_ms
+        );
+        ensure!(
+            (1..=1024).contains(&self.benchmark_concurrency),
+            "benchmark_concurrency must be 1 to 1024 (got {})",
+            self.benchmark_concurrency
+        );
+        ensure!(
+            self.benchmark_call_timeout_ms >= 10,
+            "benchmark_call_timeout_ms must be at least 10 (got {})",
+            self.benchmark_call_timeout_ms
+        );
+        ensure!(
+            self.benchmark_max_age_ms >= self.benchmark_refresh_ms,
+            "benchmark_max_age_ms must be at least benchmark_refresh_ms: data is shown until \
+             the next refresh at least"
         );
         ensure!(
             self.public_calls_per_second > 0,
@@ -365,6 +414,46 @@ mod tests {
             .validate()
             .expect_err("a certificate without its key");
         assert!(err.to_string().contains("web.key"), "{err}");
+    }
+
+    #[test]
+    fn benchmark_keys_have_defaults_and_bounds() {
+        let c = valid();
+        assert_eq!(
+            (
+                c.benchmark_refresh_ms,
+                c.benchmark_concurrency,
+                c.benchmark_call_timeout_ms,
+                c.benchmark_max_age_ms
+            ),
+            (300_000, 16, 5_000, 86_400_000)
+        );
+        for (bad, key) in [
+            (
+                GatewayConfig {
+                    benchmark_concurrency: 0,
+                    ..valid()
+                },
+                "benchmark_concurrency",
+            ),
+            (
+                GatewayConfig {
+                    benchmark_refresh_ms: 50,
+                    ..valid()
+                },
+                "benchmark_refresh_ms",
+            ),
+            (
+                GatewayConfig {
+                    benchmark_max_age_ms: 1_000,
+                    ..valid()
+                },
+                "benchmark_max_age_ms",
+            ),
+        ] {
+            let err = bad.validate().expect_err(key);
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

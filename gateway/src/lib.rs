@@ -16,6 +16,7 @@
 pub mod api;
 pub mod audit;
 pub mod audit_api;
+pub mod benchmarks;
 pub mod config;
 pub mod directory;
 pub mod live;
@@ -38,6 +39,7 @@ use unione_kit::metrics::Metrics;
 use unione_kit::server::ServerBuilder;
 use unione_kit::token::Verifier;
 use unione_proto::federation::v1::audit_service_server::AuditServiceServer;
+use unione_proto::federation::v1::benchmark_service_server::BenchmarkServiceServer;
 use unione_proto::federation::v1::directory_service_server::DirectoryServiceServer;
 
 pub use config::GatewayConfig;
@@ -146,6 +148,21 @@ pub async fn start_on(
 
     let board = Arc::new(HealthBoard::default());
     let (refresher_stop_tx, refresher_stop_rx) = watch::channel(false);
+    let benchmark_snapshot = Arc::new(
+        benchmarks::Snapshot::load(&db)
+            .await
+            .context("reading the benchmark snapshot")?,
+    );
+    let (benchmark_changes, benchmark_changes_rx) = benchmarks::Changes::channel();
+    let benchmark_refresher = tokio::spawn(
+        benchmarks::Refresher {
+            directory: directory.clone(),
+            snapshot: benchmark_snapshot.clone(),
+            db: db.clone(),
+            pacing: config.benchmark_pacing(),
+        }
+        .run(benchmark_changes_rx, refresher_stop_rx.clone()),
+    );
     let refresher = tokio::spawn(
         live::Refresher {
             handle: directory.clone(),
@@ -182,8 +199,19 @@ pub async fn start_on(
         Authenticator::new(verifier.clone()),
         public.clone(),
     ));
+    builder.add(policy::Guard::new(
+        BenchmarkServiceServer::new(benchmarks::BenchmarkApi::new(
+            directory.clone(),
+            benchmark_snapshot,
+            config.benchmark_max_age(),
+        ))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max),
+        Authenticator::new(verifier.clone()),
+        public.clone(),
+    ));
     let web_verifier = verifier.clone();
-    builder.fallback(routing::Proxy::new(
+    let proxy = routing::Proxy::new(
         directory,
         Authenticator::new(verifier),
         audit_sink,
@@ -196,7 +224,9 @@ pub async fn start_on(
             per_comune: policy::RateLimiter::new(config.calls_per_second_per_comune, "comune"),
             default_deadline: config.default_deadline(),
         },
-    ));
+    );
+    proxy.notify_measurements(benchmark_changes);
+    builder.fallback(proxy);
 
     let metrics = Metrics::new();
     let (metrics_stop_tx, metrics_stop_rx) = oneshot::channel::<()>();
@@ -255,6 +285,9 @@ pub async fn start_on(
         let _ = refresher_stop_tx.send(true);
         if let Err(err) = refresher.await {
             tracing::error!(error = %err, "the directory refresher failed");
+        }
+        if let Err(err) = benchmark_refresher.await {
+            tracing::error!(error = %err, "the benchmark refresher failed");
         }
         if let Err(err) = audit_writer.await {
             tracing::error!(error = %err, "the audit writer failed");

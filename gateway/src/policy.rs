@@ -89,6 +89,12 @@ pub const RULES: &[Rule] = &[
         access: Access::Roles(&[Role::Admin, Role::Auditor]),
         comune_scoped: false,
     },
+    // Benchmarks are aggregates (open data): staff of any comune, administrators, auditors.
+    Rule {
+        prefix: "/unione.federation.v1.BenchmarkService/",
+        access: Access::Roles(&[Role::Admin, Role::Operator, Role::Integrator, Role::Auditor]),
+        comune_scoped: false,
+    },
     // Anyone may verify a certificate's code.
     Rule {
         prefix: "/unione.registry.v1.CertificateService/VerifyCertificate",

@@ -138,6 +138,8 @@ struct State {
     auth: Authenticator,
     audit: AuditSink,
     limits: RouteLimits,
+    /// Told of every measurement recorded through the gateway (benchmarks refresh on change).
+    changes: std::sync::OnceLock<crate::benchmarks::Changes>,
 }
 
 /// Limits on routed calls.
@@ -177,8 +179,16 @@ impl Proxy {
                 auth,
                 audit,
                 limits,
+                changes: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Tells `changes` of every measurement recorded through the gateway (an OK answer to
+    /// `CreateMeasurement` or `ComputeMeasurement`), so the benchmark snapshot refreshes that comune without waiting
+    /// for its interval. The first call wins.
+    pub fn notify_measurements(&self, changes: crate::benchmarks::Changes) {
+        let _ = self.state.changes.set(changes);
     }
 }
 
@@ -212,6 +222,13 @@ impl Service<http::Request<Body>> for Proxy {
                 }
                 Err(status) => (status.clone().into_http(), status.code() as i32),
             };
+            if code == 0
+                && crate::benchmarks::records_measurement(&method)
+                && let Some(changes) = state.changes.get()
+                && let Some(istat) = attempt.comune.strip_prefix("comuni/")
+            {
+                changes.measurement_recorded(istat);
+            }
             if attempt.function.is_some() {
                 state
                     .audit

@@ -16,8 +16,8 @@ pub mod complaints;
 pub mod improvement;
 pub mod review;
 pub mod surveys;
-pub mod transfer;
 
+pub mod transfer;
 /// The quality service's migrations (tables `quality_*`, migrations table
 /// `_migrations_quality`).
 pub fn migrations() -> Migrations {
