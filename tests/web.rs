@@ -110,3 +110,43 @@ async fn run_in_chromium(script: &str, host: &str) {
 async fn the_web_front_serves_its_shared_endpoints() {
     run_in_chromium("shared.mjs", "127.0.0.50").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_the_comparison_the_api_answers() {
+    run_in_chromium("dashboard.mjs", "127.0.0.51").await;
+}
+
+// The citizens' front office (issue 8), one loopback host per test.
+
+/// A citizen gets a certificate and downloads its PDF; signed out, the page's public form
+/// verifies its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_office_issues_and_verifies_a_certificate() {
+    run_in_chromium("frontoffice-certificate.mjs", "127.0.0.52").await;
+}
+
+/// A citizen submits a case with a document; the operator (gRPC) asks for an integration,
+/// which the citizen answers in the page; a complaint and a survey answer too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_office_follows_a_case_through_an_integration() {
+    run_in_chromium("frontoffice-case.mjs", "127.0.0.53").await;
+}
+
+/// A citizen pays a notice through the simulated provider; the position is PAID and the
+/// receipt downloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_office_pays_a_notice_through_the_simulated_provider() {
+    run_in_chromium("frontoffice-payment.mjs", "127.0.0.54").await;
+}
+
+/// A second citizen cannot open the first one's case, certificate or notice by its address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_office_shows_a_citizen_only_their_own_data() {
+    run_in_chromium("frontoffice-isolation.mjs", "127.0.0.55").await;
+}
+
+/// A kiosk signs out after inactivity, with a countdown, and forgets the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_office_kiosk_signs_out_after_inactivity() {
+    run_in_chromium("frontoffice-kiosk.mjs", "127.0.0.56").await;
+}

@@ -260,6 +260,7 @@ pub async fn start_on(
             settings: Arc::new(web::Settings {
                 kiosk_idle_seconds: config.web.kiosk_idle_seconds,
             }),
+            psp: web::psp::SimulatedPsp::from_config(&config.web),
         }),
         async move {
             let _ = web_stop_rx.wait_for(|stop| *stop).await;

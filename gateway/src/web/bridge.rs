@@ -73,6 +73,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller with `token` (the front office's simulated payment provider, which calls
+    /// with its own configured token).
+    pub fn bearer(token: &str) -> Self {
+        Self {
+            token: Some(token.to_owned()),
+        }
+    }
+
     /// True when the browser sent a token.
     pub fn signed_in(&self) -> bool {
         self.token.is_some()

@@ -12,6 +12,9 @@
 //! Pages: `/common/*` holds the shared style sheet and scripts.
 
 pub mod bridge;
+mod dashboard;
+mod frontoffice;
+pub mod psp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +44,8 @@ pub struct WebState {
     pub verifier: Verifier,
     /// The settings the pages read.
     pub settings: Arc<Settings>,
+    /// The simulated payment provider of the front office, when configured.
+    pub psp: Option<psp::SimulatedPsp>,
 }
 
 /// Settings the pages read from `GET /api/settings`.
@@ -106,6 +111,9 @@ pub fn asset_routes(assets: &'static [Asset]) -> Router<WebState> {
 pub fn router(state: WebState) -> Router {
     Router::new()
         .merge(asset_routes(COMMON))
+        .merge(dashboard::routes())
+        .merge(frontoffice::routes())
+        .merge(psp::routes())
         .route("/api/session", get(session))
         .route("/api/settings", get(settings))
         .route("/api/comuni", get(comuni))
@@ -183,7 +191,10 @@ async fn session(
 }
 
 async fn settings(State(state): State<WebState>) -> impl IntoResponse {
-    axum::Json(state.settings.as_ref().clone())
+    let mut value = serde_json::to_value(state.settings.as_ref()).unwrap_or_default();
+    // Whether the front office offers its simulated payment provider.
+    value["simulated_psp"] = serde_json::Value::Bool(state.psp.is_some());
+    axum::Json(value)
 }
 
 /// The member comuni (public, like `DirectoryService.ListMembers`).
