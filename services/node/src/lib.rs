@@ -103,7 +103,12 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 .max_encoding_message_size(max),
         );
         // Cases carry their documents: the service sets its own limit, as the protocol does.
-        builder.add(unione_registry::case_service(db.clone(), served));
+        builder.add(unione_registry::case_service(db.clone(), served.clone()));
+        builder.add(
+            unione_registry::statistics_service(db.clone(), served)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
     }
     if runs(Function::Payments) {
         let served = config.served(Function::Payments);
@@ -128,7 +133,12 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 .max_encoding_message_size(max),
         );
         builder.add(
-            unione_payments::cost_sharing_service(db.clone(), served)
+            unione_payments::cost_sharing_service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
+        builder.add(
+            unione_payments::statistics_service(db.clone(), served)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );

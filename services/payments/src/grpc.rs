@@ -18,11 +18,13 @@ mod cost_sharing;
 mod ledger_api;
 mod provider;
 mod reconciliation;
+mod statistics;
 
 pub use cost_sharing::CostSharingApi;
 pub use ledger_api::LedgerApi;
 pub use provider::PaymentProviderApi;
 pub use reconciliation::ReconciliationApi;
+pub use statistics::StatisticsApi;
 
 use chrono::{Datelike, NaiveDate};
 use tonic::{Code, Request, Response};

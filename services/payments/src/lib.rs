@@ -24,12 +24,16 @@ pub mod grpc;
 pub mod storage;
 
 pub use clock::Clock;
-pub use grpc::{CostSharingApi, DebtPositionApi, LedgerApi, PaymentProviderApi, ReconciliationApi};
+pub use grpc::{
+    CostSharingApi, DebtPositionApi, LedgerApi, PaymentProviderApi, ReconciliationApi,
+    StatisticsApi,
+};
 use unione_kit::{Database, Served};
 use unione_proto::payments::v1::cost_sharing_service_server::CostSharingServiceServer;
 use unione_proto::payments::v1::debt_position_service_server::DebtPositionServiceServer;
 use unione_proto::payments::v1::ledger_service_server::LedgerServiceServer;
 use unione_proto::payments::v1::payment_provider_service_server::PaymentProviderServiceServer;
+use unione_proto::payments::v1::payment_statistics_service_server::PaymentStatisticsServiceServer;
 use unione_proto::payments::v1::reconciliation_service_server::ReconciliationServiceServer;
 
 /// The service's migrations, to run on the node's database before serving.
@@ -75,4 +79,15 @@ pub fn cost_sharing_service(
     served: Served,
 ) -> CostSharingServiceServer<CostSharingApi> {
     CostSharingServiceServer::new(CostSharingApi::new(db, served))
+}
+
+/// The payment statistics service (counts and sums of the options falling due in a range of
+/// days, for the quality office's indicators) for the comuni in `served`, over a database
+/// already migrated with [`migrations`]. From an RPC to its SQL: `grpc::StatisticsApi` ->
+/// `domain::statistics` -> `storage::statistics`.
+pub fn statistics_service(
+    db: Database,
+    served: Served,
+) -> PaymentStatisticsServiceServer<StatisticsApi> {
+    PaymentStatisticsServiceServer::new(StatisticsApi::new(db, served))
 }

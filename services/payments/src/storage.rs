@@ -20,6 +20,7 @@
 mod cost_sharing;
 mod ledger;
 mod reconciliation;
+pub mod statistics;
 pub mod transfer;
 
 pub use cost_sharing::{

@@ -28,6 +28,7 @@ pub mod cases;
 pub mod certificate;
 pub mod household;
 pub mod protocol;
+pub mod statistics;
 
 /// `comuni/{istat}`.
 const COMUNE: &[&str] = &["comuni", "*"];

@@ -23,11 +23,13 @@ pub use grpc::cases::CaseApi;
 pub use grpc::certificate::CertificateApi;
 pub use grpc::household::HouseholdApi;
 pub use grpc::protocol::ProtocolApi;
+pub use grpc::statistics::StatisticsApi;
 use unione_kit::{Database, Served};
 use unione_proto::registry::v1::case_service_server::CaseServiceServer;
 use unione_proto::registry::v1::certificate_service_server::CertificateServiceServer;
 use unione_proto::registry::v1::household_service_server::HouseholdServiceServer;
 use unione_proto::registry::v1::protocol_service_server::ProtocolServiceServer;
+use unione_proto::registry::v1::registry_statistics_service_server::RegistryStatisticsServiceServer;
 use unione_proto::registry::v1::resident_service_server::ResidentServiceServer;
 
 /// The service's migrations, to run on the node's database before serving.
@@ -84,4 +86,15 @@ pub fn certificate_service(
 pub fn case_service(db: Database, served: Served) -> CaseServiceServer<CaseApi> {
     CaseServiceServer::new(CaseApi::new(db, served))
         .max_decoding_message_size(PROTOCOL_MAX_MESSAGE_BYTES)
+}
+
+/// The statistics service (`unione.registry.v1.RegistryStatisticsService`: counts of cases
+/// and certificates over a range of days, for the quality office's indicators) for the comuni
+/// in `served`, over a database already migrated with [`migrations`]. From an RPC to its SQL:
+/// `grpc::statistics::StatisticsApi` -> `domain::statistics` -> `storage::statistics`.
+pub fn statistics_service(
+    db: Database,
+    served: Served,
+) -> RegistryStatisticsServiceServer<StatisticsApi> {
+    RegistryStatisticsServiceServer::new(StatisticsApi::new(db, served))
 }

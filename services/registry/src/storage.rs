@@ -17,6 +17,7 @@ pub mod cases;
 pub mod certificate;
 pub mod household;
 pub mod protocol;
+pub mod statistics;
 pub mod transfer;
 
 /// The registry service's migrations (table `registry_residents`, migrations table

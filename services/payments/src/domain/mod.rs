@@ -9,6 +9,7 @@
 //! - [`position`]: a new debt position, validated.
 //! - [`state`]: the state machine of a position, from stored facts and the date.
 //! - [`receipt`]: the sealed receipt document.
+//! - [`statistics`]: the figures of the quality office's payment indicators.
 //! - [`ledger`]: the double-entry journal, its chart of accounts and its invariants.
 //! - [`reconciliation`]: reconciliation flows, their totals and the matching of their lines.
 //! - [`DomainError`]: every rule a request can break, with reason and field path.
@@ -24,6 +25,7 @@ pub mod position;
 pub mod receipt;
 pub mod reconciliation;
 pub mod state;
+pub mod statistics;
 
 pub use error::DomainError;
 pub use position::{

@@ -12,6 +12,7 @@ pub mod household;
 pub mod pdf;
 pub mod protocol;
 pub mod resident;
+pub mod statistics;
 
 pub use codice_fiscale::{CodiceFiscaleError, Mismatch};
 pub use resident::{
