@@ -106,7 +106,7 @@ pub async fn start_on(
     // Everything that can fail on a bad file is read before anything is opened or spawned.
     let server_tls = config
         .tls
-        .server()
+        .server_optional_client()
         .context("loading the gateway's TLS files")?;
     let verifier = Verifier::load(Path::new(&config.token_keys_dir))
         .with_context(|| format!("loading the token keys from {}", config.token_keys_dir))?

@@ -22,11 +22,12 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tower::{Service, ServiceExt};
 use unione_kit::ApiError;
-use unione_kit::certs::Kind;
+use unione_kit::certs::{Kind, NODE_SUFFIX};
 use unione_kit::names::{ROUTING_HEADER, routing_param};
 use unione_kit::principal::{PRINCIPAL_HEADER, Principal};
 use unione_kit::storage::now_micros;
 use unione_kit::tls::TlsFiles;
+use unione_kit::token::{Claims, Role};
 
 use crate::api::Authenticator;
 use crate::audit::{AuditSink, Entry};
@@ -251,7 +252,36 @@ impl Service<http::Request<Body>> for Proxy {
     }
 }
 
+/// The subject of a node's own calls: `node:{node_id}`.
+pub const NODE_PRINCIPAL_PREFIX: &str = "node:";
+
 impl State {
+    /// The principal of a node calling with its certificate: it acts, as an integrator would,
+    /// for exactly the comuni the directory says it serves (any function), and for no other.
+    fn node_claims(&self, node_id: &str) -> Claims {
+        let live = self.directory.current();
+        let mut comuni: Vec<String> = live
+            .snapshot
+            .directory
+            .provisions
+            .iter()
+            .filter(|p| p.node == node_id)
+            .map(|p| p.comune.clone())
+            .collect();
+        comuni.sort();
+        comuni.dedup();
+        Claims {
+            iss: unione_kit::token::ISSUER.to_owned(),
+            sub: format!("{NODE_PRINCIPAL_PREFIX}{node_id}"),
+            role: Role::Integrator,
+            comuni,
+            fiscal_number: None,
+            iat: 0,
+            nbf: None,
+            exp: i64::MAX,
+        }
+    }
+
     async fn forward(
         &self,
         mut request: http::Request<Body>,
@@ -275,16 +305,27 @@ impl State {
             )
         })?;
         let header = request.headers().get("authorization").map(|v| v.as_bytes());
-        let claims = match (rule.access, header) {
-            (Access::Public, None) => {
+        // A node calling through the gateway (the quality office reading its sibling
+        // services) comes with its own certificate and no token.
+        let calling_node = header
+            .is_none()
+            .then(|| unione_kit::tls::http_peer_id(&request, NODE_SUFFIX))
+            .flatten();
+        let claims = match (rule.access, header, calling_node) {
+            (_, None, Some(node)) => Some(self.node_claims(&node)),
+            (Access::Public, None, None) => {
                 self.limits.public.admit("public")?;
                 None
             }
-            (_, header) => Some(self.auth.authenticate(header)?),
+            (_, header, _) => Some(self.auth.authenticate(header)?),
         };
         if let Some(claims) = &claims {
             attempt.principal = claims.sub.clone();
-            attempt.role = format!("{:?}", claims.role).to_lowercase();
+            attempt.role = if claims.sub.starts_with(NODE_PRINCIPAL_PREFIX) {
+                "node".to_owned()
+            } else {
+                format!("{:?}", claims.role).to_lowercase()
+            };
         }
         let istat = match request.headers().get(ROUTING_HEADER) {
             Some(value) => routing_param(value.as_bytes())?,

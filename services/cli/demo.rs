@@ -19,7 +19,7 @@ use unione_kit::server::Limits;
 use unione_kit::tls::TlsFiles;
 use unione_kit::token::{self, Role};
 use unione_kit::{ComuneProfile, Istat};
-use unione_node::config::ServedComune;
+use unione_node::config::{OperationalDataConfig, ServedComune};
 use unione_node::{Function, NodeConfig};
 
 use crate::seed;
@@ -268,8 +268,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     token::ensure_keys(&keys_dir)?;
 
-    // Nodes: bind every listener first, then serve.
+    // Nodes: bind every listener first (the gateway's too: the quality offices call it for the
+    // figures of the computed KPIs), then serve.
     let host = IpAddr::V4(args.host);
+    let gateway_listener = unione_kit::server::bind(SocketAddr::new(host, args.base_port)).await?;
+    let gateway_endpoint = format!("https://{}", gateway_listener.local_addr()?);
     let mut running = Vec::new();
     let mut node_infos = Vec::new();
     let mut directory = DirectoryFile::default();
@@ -297,6 +300,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                     functions: functions.clone(),
                 })
                 .collect(),
+            operational_data: OperationalDataConfig {
+                gateway: gateway_endpoint.clone(),
+                gateway_tls_name: "localhost".to_owned(),
+                recompute_interval_s: 600,
+            },
         };
         let config_path = config_dir.join(format!("{id}.toml"));
         std::fs::write(&config_path, toml::to_string(&config)?)?;
@@ -348,7 +356,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     // The gateway, with its web front on plain HTTP on loopback and a simulated payment
     // provider (a provider token of its own, written anew at every start).
-    let gateway_listener = unione_kit::server::bind(SocketAddr::new(host, args.base_port)).await?;
     let signer = token::Signer::load(&keys_dir)?;
     let psp_token_file = config_dir.join("simulated-psp.token");
     std::fs::write(

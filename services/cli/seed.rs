@@ -1294,6 +1294,7 @@ async fn seed_quality(
                     } as i32,
                     revision: 0,
                     update_time: None,
+                    computation: None,
                 }),
                 request_id: format!("demo-measurement-{}-{}-{i}", town.istat, k.kpi_id),
             };

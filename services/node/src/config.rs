@@ -79,6 +79,33 @@ pub struct NodeConfig {
     pub limits: Limits,
     /// The comuni served and their functions.
     pub comuni: Vec<ServedComune>,
+    /// Where the quality office reads the figures of the computed KPIs.
+    pub operational_data: OperationalDataConfig,
+}
+
+/// How a node's quality office reaches its comuni's registry and payments services for the
+/// computed KPIs: through the federation gateway, like any client, under the node's own
+/// certificate (`tls`), which lets it act for the comuni the directory says the node serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OperationalDataConfig {
+    /// The gateway's client endpoint, `https://host:port`; empty: KPIs are not computed here.
+    pub gateway: String,
+    /// The name the gateway's certificate carries (the federation CA of `tls.ca` issued it).
+    pub gateway_tls_name: String,
+    /// How often the computed KPIs of the current and the previous period are recomputed, in
+    /// seconds; 0: only on demand (`KpiService.ComputeMeasurement`).
+    pub recompute_interval_s: u64,
+}
+
+impl Default for OperationalDataConfig {
+    fn default() -> Self {
+        Self {
+            gateway: String::new(),
+            gateway_tls_name: "localhost".to_owned(),
+            recompute_interval_s: 3600,
+        }
+    }
 }
 
 impl Default for NodeConfig {
@@ -93,6 +120,7 @@ impl Default for NodeConfig {
             tls: TlsFiles::default(),
             limits: Limits::default(),
             comuni: Vec::new(),
+            operational_data: OperationalDataConfig::default(),
         }
     }
 }
@@ -151,6 +179,22 @@ impl Validate for NodeConfig {
             "tls.ca, tls.cert and tls.key are required: nodes only speak mutual TLS"
         );
         self.limits.validate()?;
+        let od = &self.operational_data;
+        if !od.gateway.is_empty() {
+            ensure!(
+                od.gateway.starts_with("https://"),
+                "operational_data.gateway must be an https:// endpoint (got `{}`)",
+                od.gateway
+            );
+            ensure!(
+                !od.gateway_tls_name.is_empty(),
+                "operational_data.gateway_tls_name is required with operational_data.gateway"
+            );
+            ensure!(
+                od.recompute_interval_s == 0 || od.recompute_interval_s >= 10,
+                "operational_data.recompute_interval_s must be 0 (off) or at least 10"
+            );
+        }
         ensure!(
             !self.comuni.is_empty(),
             "comuni: a node serves at least one comune"

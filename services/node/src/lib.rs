@@ -143,10 +143,36 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 .max_encoding_message_size(max),
         );
     }
+    let mut recompute = None;
     if runs(Function::Quality) {
         let served = config.served(Function::Quality);
+        let mut kpis = unione_quality::KpiApi::new(db.clone(), served.clone());
+        let od = &config.operational_data;
+        if !od.gateway.is_empty() {
+            kpis = kpis.with_operational_data(
+                unione_quality::grpc::indicators::OperationalData::new(
+                    &od.gateway,
+                    &od.gateway_tls_name,
+                    &config.tls,
+                )
+                .context("operational_data")?,
+            );
+            if od.recompute_interval_s > 0 {
+                let comuni: Vec<_> = config
+                    .comuni
+                    .iter()
+                    .filter(|c| c.functions.contains(&Function::Quality))
+                    .map(|c| c.profile.istat.clone())
+                    .collect();
+                recompute = Some((
+                    std::sync::Arc::new(kpis.clone()),
+                    comuni,
+                    std::time::Duration::from_secs(od.recompute_interval_s),
+                ));
+            }
+        }
         builder.add(
-            unione_quality::service(db.clone(), served.clone())
+            unione_proto::quality::v1::kpi_service_server::KpiServiceServer::new(kpis)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         );
@@ -178,9 +204,21 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
         .context("loading the node's TLS files")?;
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (recompute_stop_tx, mut recompute_stop_rx) = tokio::sync::watch::channel(false);
     let stopped = async move {
         let _ = stop_rx.await;
+        let _ = recompute_stop_tx.send(true);
     };
+    if let Some((api, comuni, interval)) = recompute {
+        tokio::spawn(unione_quality::grpc::indicators::recompute_every(
+            api,
+            comuni,
+            interval,
+            async move {
+                let _ = recompute_stop_rx.wait_for(|stop| *stop).await;
+            },
+        ));
+    }
     let (metrics_stop_tx, metrics_stop_rx) = oneshot::channel::<()>();
     let metrics_addr = if config.metrics_listen.is_empty() {
         None

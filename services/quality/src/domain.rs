@@ -122,6 +122,7 @@ codes!(Channel {
 pub mod calendar;
 pub mod complaints;
 pub mod improvement;
+pub mod indicators;
 pub mod review;
 pub mod surveys;
 
@@ -589,6 +590,25 @@ impl Period {
         };
         NaiveDate::from_ymd_opt(self.year, month, 1)
             .expect("a parsed period has a year from 1900 to 9999 and a month from 1 to 12")
+    }
+
+    /// The last day of the period.
+    pub fn end(&self) -> NaiveDate {
+        let (year, month) = match self.kind {
+            PeriodKind::Year => (self.year + 1, 1),
+            PeriodKind::Quarter if self.part == 4 => (self.year + 1, 1),
+            PeriodKind::Quarter => (self.year, u32::from(self.part) * 3 + 1),
+            PeriodKind::Month if self.part == 12 => (self.year + 1, 1),
+            PeriodKind::Month => (self.year, u32::from(self.part) + 1),
+        };
+        NaiveDate::from_ymd_opt(year, month, 1)
+            .and_then(|next| next.pred_opt())
+            .expect("a parsed period ends before the year 10000")
+    }
+
+    /// The period before this one, of the same kind.
+    pub fn previous(&self) -> Self {
+        current_period(self.kind, self.start() - chrono::Duration::days(1))
     }
 
     /// Whether the period has begun on `today` (a value for a period not yet begun cannot have

@@ -23,6 +23,7 @@ use crate::storage::{self, StoredMeasurement};
 
 pub mod complaints;
 pub mod improvement;
+pub mod indicators;
 pub mod review;
 mod review_html;
 pub mod surveys;
@@ -138,12 +139,24 @@ fn channel_to_pb(channel: domain::Channel) -> i32 {
 pub struct KpiApi {
     db: Database,
     served: Served,
+    operational: Option<indicators::OperationalData>,
 }
 
 impl KpiApi {
     /// The handlers over a migrated database (see [`crate::migrations`]) for `served`.
     pub fn new(db: Database, served: Served) -> Self {
-        Self { db, served }
+        Self {
+            db,
+            served,
+            operational: None,
+        }
+    }
+
+    /// Computes the computed KPIs from the figures `operational` answers.
+    #[must_use]
+    pub fn with_operational_data(mut self, operational: indicators::OperationalData) -> Self {
+        self.operational = Some(operational);
+        self
     }
 
     /// A KPI of a comune: standard, or the comune's own; NOT_FOUND on `field` otherwise.
@@ -291,11 +304,29 @@ impl KpiApi {
                 .await?;
         let next_page_token =
             pagination::finish_page(&mut rows, size, &scope, |m| m.period.clone());
+        let mut computations = match (rows.first(), rows.last()) {
+            (Some(first), Some(last)) if kpi.source == domain::Source::Computed => {
+                storage::computations::computations(
+                    &self.db,
+                    &istat,
+                    &kpi.id,
+                    &first.period,
+                    &last.period,
+                )
+                .await?
+            }
+            _ => Default::default(),
+        };
+        let mut measurements = Vec::with_capacity(rows.len());
+        for m in &rows {
+            let mut measurement = measurement_to_pb(&istat, &kpi.id, m)?;
+            measurement.computation = computations
+                .remove(&m.period)
+                .map(|c| indicators::computation_to_pb(&c));
+            measurements.push(measurement);
+        }
         Ok(pb::ListMeasurementsResponse {
-            measurements: rows
-                .iter()
-                .map(|m| measurement_to_pb(&istat, &kpi.id, m))
-                .collect::<Result<_, _>>()?,
+            measurements,
             next_page_token,
         })
     }
@@ -329,6 +360,15 @@ impl KpiService for KpiApi {
         request: Request<pb::ListMeasurementsRequest>,
     ) -> Result<Response<pb::ListMeasurementsResponse>, tonic::Status> {
         Ok(Response::new(self.list_measurements_inner(request).await?))
+    }
+
+    async fn compute_measurement(
+        &self,
+        request: Request<pb::ComputeMeasurementRequest>,
+    ) -> Result<Response<pb::Measurement>, tonic::Status> {
+        Ok(Response::new(
+            self.compute_measurement_inner(request).await?,
+        ))
     }
 }
 
@@ -409,5 +449,6 @@ fn measurement_to_pb(
         status: status_to_pb(m.status).into(),
         revision: i32::try_from(m.revision).map_err(|e| ApiError::internal(&e))?,
         update_time: Some(timestamp(m.update_time)),
+        computation: None,
     })
 }

@@ -13,11 +13,12 @@ use unione_kit::{Database, Istat};
 use crate::domain::{Kpi, Normalisation, PeriodKind, Polarity, Reading, Source, Status};
 
 pub mod complaints;
+pub mod computations;
 pub mod improvement;
 pub mod review;
 pub mod surveys;
-
 pub mod transfer;
+
 /// The quality service's migrations (tables `quality_*`, migrations table
 /// `_migrations_quality`).
 pub fn migrations() -> Migrations {

@@ -12,6 +12,7 @@ pub const TABLES: &[Table] = &[
     Table::by_comune("quality_local_kpis"),
     Table::by_comune("quality_measurements"),
     Table::by_comune("quality_measurement_history"),
+    Table::by_comune("quality_computations"),
     Table::by_comune("quality_surveys"),
     Table::by_comune("quality_survey_questions"),
     Table::by_comune("quality_survey_responses"),
