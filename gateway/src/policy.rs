@@ -144,6 +144,22 @@ pub const RULES: &[Rule] = &[
         access: Access::Roles(&[Role::Admin, Role::PaymentProvider]),
         comune_scoped: true,
     },
+    // The registry's log of personal-data reads: federation administrators and auditors
+    // only, for any comune (an auditor's token names none); the node refuses anyone else too.
+    Rule {
+        prefix: "/unione.registry.v1.AccessLogService/",
+        access: Access::Roles(&[Role::Admin, Role::Auditor]),
+        comune_scoped: false,
+    },
+    // Node to node: the origin's node delivers a move to the destination, for any member
+    // comune. Only a node calling with its own certificate and no token (an integrator
+    // principal `node:{id}`): the routing refuses anyone else ([`node_to_node`]), and the
+    // destination checks the node serves the move's origin.
+    Rule {
+        prefix: "/unione.registry.v1.MoveService/DeliverMove",
+        access: Access::Roles(&[Role::Integrator]),
+        comune_scoped: false,
+    },
     // Every other service of a comune: its staff, and federation administrators.
     Rule {
         prefix: "/unione.registry.",
@@ -161,6 +177,16 @@ pub const RULES: &[Rule] = &[
         comune_scoped: true,
     },
 ];
+
+/// The methods a node calls on another node's comune through the gateway, with its own
+/// certificate and no token, for any member comune (its rule is not scoped to a comune); no
+/// token may call them. Nothing else is open to a node beyond the comuni it serves.
+const NODE_TO_NODE: &[&str] = &["/unione.registry.v1.MoveService/DeliverMove"];
+
+/// True for a method only a node calling with its own certificate may call.
+pub fn node_to_node(path: &str) -> bool {
+    NODE_TO_NODE.contains(&path)
+}
 
 /// The rule for a method, if any (a method no rule names is not served). A rule ending in `/`
 /// or `.` covers every method under it; any other names one method exactly, so that a rule
@@ -428,6 +454,10 @@ mod tests {
         "/unione.quality.v1.ComplaintService/TransitionComplaint",
         "/unione.quality.v1.SurveyService/CreateSurveyResponse",
         "/unione.quality.v1.SurveyService/CreateSurvey",
+        "/unione.registry.v1.AccessLogService/ListPersonalDataAccesses",
+        // Integrators here are nodes only: the routing refuses a token (`node_to_node`).
+        "/unione.registry.v1.MoveService/DeliverMove",
+        "/unione.registry.v1.MoveService/CreateMove",
     ];
 
     /// The authorization matrix: every role (and no token) against every kind of method, for
@@ -501,6 +531,9 @@ AA .. .C .C .. RR RR /unione.quality.v1.ComplaintService/GetComplaint
 AA .. .C .C RR RR RR /unione.quality.v1.ComplaintService/TransitionComplaint
 AA .. .C .C .. RR RR /unione.quality.v1.SurveyService/CreateSurveyResponse
 AA .. .C .C RR RR RR /unione.quality.v1.SurveyService/CreateSurvey
+AA .. RR RR RR .. RR /unione.registry.v1.AccessLogService/ListPersonalDataAccesses
+AA RR RR .. RR RR RR /unione.registry.v1.MoveService/DeliverMove
+AA .. .C .C RR RR RR /unione.registry.v1.MoveService/CreateMove
 ";
         assert_eq!(table, expected, "\n{table}");
     }

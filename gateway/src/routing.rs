@@ -311,6 +311,16 @@ impl State {
             .is_none()
             .then(|| unione_kit::tls::http_peer_id(&request, NODE_SUFFIX))
             .flatten();
+        // Node-to-node methods (a move delivered to its destination): a node's own
+        // certificate and no token, nothing else.
+        if policy::node_to_node(&path) && calling_node.is_none() {
+            return Err(ApiError::new(
+                Code::PermissionDenied,
+                "NODE_ONLY",
+                "only a node calling with its own certificate may make this call",
+            )
+            .into());
+        }
         let claims = match (rule.access, header, calling_node) {
             (_, None, Some(node)) => Some(self.node_claims(&node)),
             (Access::Public, None, None) => {

@@ -198,7 +198,7 @@ pub struct Tokens {
     pub operators: BTreeMap<String, String>,
     /// A payment provider enabled for every comune (the provider calls only).
     pub payment_provider: String,
-    /// An auditor (the audit log only).
+    /// An auditor (the audit log and the registry's log of personal-data reads).
     pub auditor: String,
 }
 
@@ -304,6 +304,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 gateway: gateway_endpoint.clone(),
                 gateway_tls_name: "localhost".to_owned(),
                 recompute_interval_s: 600,
+                ..OperationalDataConfig::default()
             },
         };
         let config_path = config_dir.join(format!("{id}.toml"));
@@ -498,6 +499,18 @@ fn print_summary(info: &DemoInfo, demo_json: &Path) {
     }
     println!(
         "  tokens    admin, citizen and one operator per comune in {}",
+        demo_json.display()
+    );
+    println!();
+    println!("Try in a browser:");
+    println!(
+        "  {}  the front office: sign in with the citizen token (jq -r .tokens.citizen {})",
+        info.web,
+        demo_json.display()
+    );
+    println!(
+        "  {}dashboard/  the benchmark dashboard: sign in with an operator's token (jq -r '.tokens.operators[\"011027\"]' {})",
+        info.web,
         demo_json.display()
     );
     println!();

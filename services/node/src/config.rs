@@ -84,18 +84,24 @@ pub struct NodeConfig {
 }
 
 /// How a node's quality office reaches its comuni's registry and payments services for the
-/// computed KPIs: through the federation gateway, like any client, under the node's own
-/// certificate (`tls`), which lets it act for the comuni the directory says the node serves.
+/// computed KPIs, and how its registry delivers moves of residents to other member comuni:
+/// through the federation gateway, like any client, under the node's own certificate
+/// (`tls`), which lets it act for the comuni the directory says the node serves (and deliver
+/// a move to any member comune).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OperationalDataConfig {
-    /// The gateway's client endpoint, `https://host:port`; empty: KPIs are not computed here.
+    /// The gateway's client endpoint, `https://host:port`; empty: KPIs are not computed here,
+    /// and moves to other comuni are not started here (moves from them are still received).
     pub gateway: String,
     /// The name the gateway's certificate carries (the federation CA of `tls.ca` issued it).
     pub gateway_tls_name: String,
     /// How often the computed KPIs of the current and the previous period are recomputed, in
     /// seconds; 0: only on demand (`KpiService.ComputeMeasurement`).
     pub recompute_interval_s: u64,
+    /// The wait before retrying the delivery of a move, in milliseconds, doubling with each
+    /// failure up to 32 times this (100 to 3,600,000).
+    pub move_retry_interval_ms: u64,
 }
 
 impl Default for OperationalDataConfig {
@@ -104,6 +110,7 @@ impl Default for OperationalDataConfig {
             gateway: String::new(),
             gateway_tls_name: "localhost".to_owned(),
             recompute_interval_s: 3600,
+            move_retry_interval_ms: 5000,
         }
     }
 }
@@ -180,6 +187,11 @@ impl Validate for NodeConfig {
         );
         self.limits.validate()?;
         let od = &self.operational_data;
+        ensure!(
+            (100..=3_600_000).contains(&od.move_retry_interval_ms),
+            "operational_data.move_retry_interval_ms must be from 100 to 3600000 (got {})",
+            od.move_retry_interval_ms
+        );
         if !od.gateway.is_empty() {
             ensure!(
                 od.gateway.starts_with("https://"),
@@ -224,5 +236,56 @@ impl Validate for NodeConfig {
             ensure!(!p.name.is_empty(), "comuni {}: name is empty", p.istat);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The retry interval of move deliveries has a default and a range; a value outside it
+    /// stops the node at start, naming the key.
+    #[test]
+    fn the_move_retry_interval_is_checked() {
+        let config = |ms: u64| NodeConfig {
+            node_id: "sarzana".to_owned(),
+            tls: TlsFiles {
+                ca: "ca.pem".to_owned(),
+                cert: "node.pem".to_owned(),
+                key: "node.key".to_owned(),
+            },
+            comuni: vec![ServedComune {
+                profile: ComuneProfile {
+                    istat: Istat::parse("011027").expect("a six-digit code"),
+                    name: "Sarzana".to_owned(),
+                    fiscal_code: "00143110119".to_owned(),
+                    cadastral_code: "I449".to_owned(),
+                    segregation_code: "01".to_owned(),
+                    ipa_code: "c_i449".to_owned(),
+                    population: 22_000,
+                },
+                functions: vec![Function::Registry],
+            }],
+            operational_data: OperationalDataConfig {
+                move_retry_interval_ms: ms,
+                ..OperationalDataConfig::default()
+            },
+            ..NodeConfig::default()
+        };
+        assert_eq!(
+            OperationalDataConfig::default().move_retry_interval_ms,
+            5000
+        );
+        for ok in [100, 5000, 3_600_000] {
+            config(ok).validate().expect("in range");
+        }
+        for bad in [0, 99, 3_600_001] {
+            let err = config(bad).validate().expect_err("out of range");
+            assert!(
+                err.to_string()
+                    .contains("operational_data.move_retry_interval_ms"),
+                "{err}"
+            );
+        }
     }
 }

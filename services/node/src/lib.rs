@@ -80,8 +80,33 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
         db.backend().as_str(),
     )));
     let runs = |f: Function| config.comuni.iter().any(|c| c.functions.contains(&f));
+    let mut move_dispatcher = None;
     if runs(Function::Registry) {
         let served = config.served(Function::Registry);
+        // Moves to other member comuni are delivered through the gateway of
+        // `operational_data`, under the node's own certificate.
+        let od = &config.operational_data;
+        let wake =
+            (!od.gateway.is_empty()).then(|| std::sync::Arc::new(tokio::sync::Notify::new()));
+        if let Some(wake) = &wake {
+            let channel = tonic::transport::Endpoint::from_shared(od.gateway.clone())
+                .context("operational_data.gateway")?
+                .tls_config(config.tls.mutual_client(&od.gateway_tls_name)?)
+                .context("operational_data.gateway")?
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .connect_lazy();
+            move_dispatcher = Some(unione_registry::MoveDispatcher::new(
+                db.clone(),
+                channel,
+                std::time::Duration::from_millis(od.move_retry_interval_ms),
+                wake.clone(),
+            ));
+        }
+        builder.add(
+            unione_registry::move_service(db.clone(), served.clone(), wake)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
         builder.add(
             unione_registry::service(db.clone(), served.clone())
                 .max_decoding_message_size(max)
@@ -104,6 +129,11 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
         );
         // Cases carry their documents: the service sets its own limit, as the protocol does.
         builder.add(unione_registry::case_service(db.clone(), served.clone()));
+        builder.add(
+            unione_registry::access_log_service(db.clone(), served.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max),
+        );
         builder.add(
             unione_registry::statistics_service(db.clone(), served)
                 .max_decoding_message_size(max)
@@ -205,6 +235,7 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
     let metrics = Metrics::new();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (recompute_stop_tx, mut recompute_stop_rx) = tokio::sync::watch::channel(false);
+    let mut moves_stop_rx = recompute_stop_tx.subscribe();
     let stopped = async move {
         let _ = stop_rx.await;
         let _ = recompute_stop_tx.send(true);
@@ -218,6 +249,11 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
                 let _ = recompute_stop_rx.wait_for(|stop| *stop).await;
             },
         ));
+    }
+    if let Some(dispatcher) = move_dispatcher {
+        tokio::spawn(dispatcher.run(async move {
+            let _ = moves_stop_rx.wait_for(|stop| *stop).await;
+        }));
     }
     let (metrics_stop_tx, metrics_stop_rx) = oneshot::channel::<()>();
     let metrics_addr = if config.metrics_listen.is_empty() {

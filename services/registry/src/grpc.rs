@@ -24,9 +24,11 @@ use crate::domain::codice_fiscale;
 use crate::domain::{Address, CivilDate, RegistrationReason, RegistryError, ResidentDraft, Sex};
 use crate::storage::{self, Inserted, PageKey, StoredResident};
 
+pub mod access;
 pub mod cases;
 pub mod certificate;
 pub mod household;
+pub mod moves;
 pub mod protocol;
 pub mod statistics;
 
@@ -34,6 +36,9 @@ pub mod statistics;
 const COMUNE: &[&str] = &["comuni", "*"];
 /// `comuni/{istat}/residents/{id}`.
 const RESIDENT: &[&str] = &["comuni", "*", "residents", "*"];
+/// The reads of personal data this service logs ([`access::record_reads`]).
+const GET_RESIDENT: &str = "unione.registry.v1.ResidentService/GetResident";
+const LIST_RESIDENTS: &str = "unione.registry.v1.ResidentService/ListResidents";
 
 /// A registry rule broken: invalid input on the field it names, or ALREADY_EXISTS for a
 /// resident registered twice.
@@ -134,6 +139,7 @@ impl ResidentApi {
         &self,
         request: Request<pb::GetResidentRequest>,
     ) -> Result<pb::Resident, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, RESIDENT)?;
@@ -147,7 +153,16 @@ impl ResidentApi {
             .await?
             .filter(|r| citizen.as_deref().is_none_or(|cf| is_own(cf, r)))
             .ok_or_else(|| ApiError::not_found("name", &req.name))?;
-        Ok(resident_to_pb(&istat, &stored))
+        let resident = resident_to_pb(&istat, &stored);
+        access::record_reads(
+            &self.db,
+            &reader,
+            &istat,
+            GET_RESIDENT,
+            [resident.name.as_str()],
+        )
+        .await?;
+        Ok(resident)
     }
 
     #[tracing::instrument(name = "ListResidents", skip_all, fields(comune = field::Empty))]
@@ -155,6 +170,7 @@ impl ResidentApi {
         &self,
         request: Request<pb::ListResidentsRequest>,
     ) -> Result<pb::ListResidentsResponse, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
@@ -162,7 +178,7 @@ impl ResidentApi {
         self.served.check(&metadata, &istat, "parent")?;
         let size = pagination::page_size(req.page_size)?;
         // A citizen's list holds their own current record only.
-        if let Some(cf) = citizen {
+        let response = if let Some(cf) = citizen {
             // At most one current record: a single page.
             let scope = format!("ListResidents/{}/{cf}", istat.resource_name());
             let after: Option<String> = pagination::decode_token(&scope, &req.page_token)?;
@@ -171,20 +187,25 @@ impl ResidentApi {
                 Some(_) => None,
                 None => storage::current_resident_by_codice_fiscale(&mut conn, &istat, &cf).await?,
             };
-            return Ok(pb::ListResidentsResponse {
+            pb::ListResidentsResponse {
                 residents: found.iter().map(|r| resident_to_pb(&istat, r)).collect(),
                 next_page_token: String::new(),
-            });
-        }
-        let scope = format!("ListResidents/{}", istat.resource_name());
-        let after: Option<PageKey> = pagination::decode_token(&scope, &req.page_token)?;
-        let mut rows = storage::list_residents(&self.db, &istat, after.as_ref(), size + 1).await?;
-        let next_page_token =
-            pagination::finish_page(&mut rows, size, &scope, |r| r.page_key.clone());
-        Ok(pb::ListResidentsResponse {
-            residents: rows.iter().map(|r| resident_to_pb(&istat, r)).collect(),
-            next_page_token,
-        })
+            }
+        } else {
+            let scope = format!("ListResidents/{}", istat.resource_name());
+            let after: Option<PageKey> = pagination::decode_token(&scope, &req.page_token)?;
+            let mut rows =
+                storage::list_residents(&self.db, &istat, after.as_ref(), size + 1).await?;
+            let next_page_token =
+                pagination::finish_page(&mut rows, size, &scope, |r| r.page_key.clone());
+            pb::ListResidentsResponse {
+                residents: rows.iter().map(|r| resident_to_pb(&istat, r)).collect(),
+                next_page_token,
+            }
+        };
+        let read = response.residents.iter().map(|r| r.name.as_str());
+        access::record_reads(&self.db, &reader, &istat, LIST_RESIDENTS, read).await?;
+        Ok(response)
     }
 }
 

@@ -19,15 +19,19 @@ pub mod grpc;
 pub mod storage;
 
 pub use grpc::ResidentApi;
+pub use grpc::access::AccessLogApi;
 pub use grpc::cases::CaseApi;
 pub use grpc::certificate::CertificateApi;
 pub use grpc::household::HouseholdApi;
+pub use grpc::moves::{MoveApi, MoveDispatcher};
 pub use grpc::protocol::ProtocolApi;
 pub use grpc::statistics::StatisticsApi;
 use unione_kit::{Database, Served};
+use unione_proto::registry::v1::access_log_service_server::AccessLogServiceServer;
 use unione_proto::registry::v1::case_service_server::CaseServiceServer;
 use unione_proto::registry::v1::certificate_service_server::CertificateServiceServer;
 use unione_proto::registry::v1::household_service_server::HouseholdServiceServer;
+use unione_proto::registry::v1::move_service_server::MoveServiceServer;
 use unione_proto::registry::v1::protocol_service_server::ProtocolServiceServer;
 use unione_proto::registry::v1::registry_statistics_service_server::RegistryStatisticsServiceServer;
 use unione_proto::registry::v1::resident_service_server::ResidentServiceServer;
@@ -65,6 +69,20 @@ pub fn household_service(db: Database, served: Served) -> HouseholdServiceServer
     HouseholdServiceServer::new(HouseholdApi::new(db, served))
 }
 
+/// The move service (`unione.registry.v1.MoveService`; DOMAIN.md "Registry", Residents:
+/// moves between member comuni) for the comuni in `served`, over a database already migrated
+/// with [`migrations`], with [`domain::anpr::NoAnpr`]. `dispatcher` wakes this node's
+/// [`MoveDispatcher`]; without one the node receives moves but does not start them. From an
+/// RPC to its SQL: `grpc::moves::MoveApi` -> `domain::moves` -> `storage::moves` (and
+/// `storage::household` for the events).
+pub fn move_service(
+    db: Database,
+    served: Served,
+    dispatcher: Option<std::sync::Arc<tokio::sync::Notify>>,
+) -> MoveServiceServer<MoveApi> {
+    MoveServiceServer::new(MoveApi::new(db, served, dispatcher))
+}
+
 /// The certificate service (`unione.registry.v1.CertificateService`; DOMAIN.md "Registry",
 /// CAD art. 23) for the comuni in `served`, over a database already migrated with
 /// [`migrations`]. VerifyCertificate needs no principal. From an RPC to its SQL:
@@ -97,4 +115,14 @@ pub fn statistics_service(
     served: Served,
 ) -> RegistryStatisticsServiceServer<StatisticsApi> {
     RegistryStatisticsServiceServer::new(StatisticsApi::new(db, served))
+}
+
+/// The personal-data access log service (`unione.registry.v1.AccessLogService`: who read
+/// which record of a comune, when and why; issue 3, "Access and privacy") for the comuni in
+/// `served`, over a database already migrated with [`migrations`]. Federation administrators
+/// and auditors only. Every handler that returns personal data writes the log through
+/// [`grpc::access::record_reads`] before answering. From an RPC to its SQL:
+/// `grpc::access::AccessLogApi` -> `storage::access_log`.
+pub fn access_log_service(db: Database, served: Served) -> AccessLogServiceServer<AccessLogApi> {
+    AccessLogServiceServer::new(AccessLogApi::new(db, served))
 }

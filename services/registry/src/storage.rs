@@ -13,9 +13,11 @@ use unione_kit::{Database, Istat};
 
 use crate::domain::{Address, RegistrationReason, Resident, Sex};
 
+pub mod access_log;
 pub mod cases;
 pub mod certificate;
 pub mod household;
+pub mod moves;
 pub mod protocol;
 pub mod statistics;
 pub mod transfer;

@@ -40,6 +40,14 @@ pub enum AnprChangeKind {
         /// Where to.
         destination: String,
     },
+    /// Immigration from another comune (ISTAT code) of the federation, as part of a move
+    /// (`moves.proto`): the destination registers the person at `address`.
+    Immigration {
+        /// Where from.
+        origin: String,
+        /// The address in the comune.
+        address: Address,
+    },
     /// Death.
     Death,
     /// A new household with this person as head.

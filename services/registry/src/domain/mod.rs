@@ -9,6 +9,7 @@ pub mod cases;
 pub mod certificate;
 pub mod codice_fiscale;
 pub mod household;
+pub mod moves;
 pub mod pdf;
 pub mod protocol;
 pub mod resident;

@@ -23,8 +23,8 @@ use unione_kit::{ApiError, Database, Istat, Served, idempotency, pagination, pri
 use unione_proto::registry::v1 as pb;
 use unione_proto::registry::v1::case_service_server::CaseService;
 
-use super::date_to_pb;
 use super::protocol::{Clock, check_open_day, document_to_pb, input_document};
+use super::{access, date_to_pb};
 use crate::domain::cases::{
     self as rules, Action, CaseClock, CaseError, CaseErrorClass, CaseFacts, CaseState,
     MAX_DATA_CHARS, MAX_TEXT_CHARS, Party, ProcedureTypeDraft, Suspension, Transition,
@@ -44,6 +44,10 @@ const COMUNE: &[&str] = &["comuni", "*"];
 const CASE: &[&str] = &["comuni", "*", "cases", "*"];
 /// `comuni/{istat}/procedureTypes/{code}`.
 const PROCEDURE_TYPE: &[&str] = &["comuni", "*", "procedureTypes", "*"];
+/// The reads of personal data this service logs ([`access::record_reads`]): a case names its
+/// applicant.
+const GET_CASE: &str = "unione.registry.v1.CaseService/GetCase";
+const LIST_CASES: &str = "unione.registry.v1.CaseService/ListCases";
 
 /// A case rule broken: INVALID_ARGUMENT, ALREADY_EXISTS or FAILED_PRECONDITION.
 impl From<CaseError> for ApiError {
@@ -442,6 +446,7 @@ impl CaseApi {
         &self,
         request: Request<pb::GetCaseRequest>,
     ) -> Result<pb::Case, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let who = principal::require(&request).cloned();
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, CASE)?;
@@ -455,7 +460,10 @@ impl CaseApi {
             .await?
             .filter(|c| visible(&caller, c))
             .ok_or_else(|| ApiError::not_found("name", &req.name))?;
-        Ok(case_to_pb(&istat, &stored, self.today()))
+        drop(conn);
+        let case = case_to_pb(&istat, &stored, self.today());
+        access::record_reads(&self.db, &reader, &istat, GET_CASE, [case.name.as_str()]).await?;
+        Ok(case)
     }
 
     #[tracing::instrument(name = "ListCases", skip_all, fields(comune = field::Empty))]
@@ -463,6 +471,7 @@ impl CaseApi {
         &self,
         request: Request<pb::ListCasesRequest>,
     ) -> Result<pb::ListCasesResponse, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let who = principal::require(&request).cloned();
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
@@ -523,13 +532,17 @@ impl CaseApi {
             submitted_at: c.submitted_at,
             id: c.id.clone(),
         });
-        Ok(pb::ListCasesResponse {
+        drop(conn);
+        let response = pb::ListCasesResponse {
             cases: page
                 .iter()
                 .map(|(c, clock)| case_with_clock(&istat, c, clock))
                 .collect(),
             next_page_token,
-        })
+        };
+        let read = response.cases.iter().map(|c| c.name.as_str());
+        access::record_reads(&self.db, &reader, &istat, LIST_CASES, read).await?;
+        Ok(response)
     }
 
     /// Applies `action` to the case named in the request, in one write transaction: the case

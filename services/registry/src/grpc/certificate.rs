@@ -21,7 +21,7 @@ use unione_proto::registry::v1 as pb;
 use unione_proto::registry::v1::certificate_service_server::CertificateService;
 
 use super::household::{civil, residence_at, resident_in};
-use super::{date_to_pb, is_own, today_in_italy};
+use super::{access, date_to_pb, is_own, today_in_italy};
 use crate::domain::certificate::{
     self as rules, AddressInfo, CODE_LEN, CertificateContent, CertificateError, CertificateKind,
     ComuneInfo, MemberInfo, PersonInfo, VERIFY_URL,
@@ -38,6 +38,11 @@ use crate::storage::{self, StoredResident};
 const COMUNE: &[&str] = &["comuni", "*"];
 /// `comuni/{istat}/certificates/{id}`.
 const CERTIFICATE: &[&str] = &["comuni", "*", "certificates", "*"];
+/// The reads of personal data this service logs ([`access::record_reads`]), each under the
+/// certificate's resident.
+const ISSUE_CERTIFICATE: &str = "unione.registry.v1.CertificateService/IssueCertificate";
+const GET_CERTIFICATE: &str = "unione.registry.v1.CertificateService/GetCertificate";
+const LIST_CERTIFICATES: &str = "unione.registry.v1.CertificateService/ListCertificates";
 
 /// A certificate that cannot be issued or checked: FAILED_PRECONDITION, or INVALID_ARGUMENT
 /// for a malformed code.
@@ -73,6 +78,7 @@ impl CertificateApi {
         &self,
         request: Request<pb::IssueCertificateRequest>,
     ) -> Result<pb::Certificate, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let who = principal::require(&request).cloned();
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
@@ -225,6 +231,9 @@ impl CertificateApi {
         )
         .await?;
         Span::current().record("certificate", issued.name.rsplit('/').next().unwrap_or(""));
+        // A replay under the same request id is a read too: recorded each time.
+        let read = [issued.resident.as_str()];
+        access::record_reads(&self.db, &reader, istat, ISSUE_CERTIFICATE, read).await?;
         Ok(issued)
     }
 
@@ -284,6 +293,7 @@ impl CertificateApi {
         &self,
         request: Request<pb::GetCertificateRequest>,
     ) -> Result<pb::Certificate, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, CERTIFICATE)?;
@@ -314,6 +324,9 @@ impl CertificateApi {
         );
         let mut certificate = stored_to_pb(&istat, stored, key.public_key)?;
         certificate.pdf = document;
+        drop(conn);
+        let read = [certificate.resident.as_str()];
+        access::record_reads(&self.db, &reader, &istat, GET_CERTIFICATE, read).await?;
         Ok(certificate)
     }
 
@@ -322,6 +335,7 @@ impl CertificateApi {
         &self,
         request: Request<pb::ListCertificatesRequest>,
     ) -> Result<pb::ListCertificatesResponse, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, _) = parse_name("parent", &req.parent, COMUNE)?;
@@ -360,13 +374,17 @@ impl CertificateApi {
             .await?
             .map(|k| k.public_key)
             .unwrap_or_default();
-        Ok(pb::ListCertificatesResponse {
+        drop(conn);
+        let response = pb::ListCertificatesResponse {
             certificates: rows
                 .into_iter()
                 .map(|c| stored_to_pb(&istat, c, public_key.clone()))
                 .collect::<Result<_, _>>()?,
             next_page_token,
-        })
+        };
+        let read = response.certificates.iter().map(|c| c.resident.as_str());
+        access::record_reads(&self.db, &reader, &istat, LIST_CERTIFICATES, read).await?;
+        Ok(response)
     }
 }
 

@@ -21,7 +21,7 @@ use unione_proto::google::r#type::Date;
 use unione_proto::registry::v1 as pb;
 use unione_proto::registry::v1::household_service_server::HouseholdService;
 
-use super::{date_to_pb, is_own, today_in_italy};
+use super::{access, date_to_pb, is_own, today_in_italy};
 use crate::domain::anpr::{AnprChange, AnprChangeKind, AnprConnector, NoAnpr};
 use crate::domain::household::{
     self, EventDraft, EventKind, HouseholdError, HouseholdErrorClass, Membership, PersonState,
@@ -37,6 +37,10 @@ const COMUNE: &[&str] = &["comuni", "*"];
 pub(super) const RESIDENT: &[&str] = &["comuni", "*", "residents", "*"];
 /// `comuni/{istat}/households/{id}`.
 const HOUSEHOLD: &[&str] = &["comuni", "*", "households", "*"];
+/// The reads of personal data this service logs ([`access::record_reads`]).
+const GET_HOUSEHOLD: &str = "unione.registry.v1.HouseholdService/GetHousehold";
+const LIST_RESIDENCE_EVENTS: &str = "unione.registry.v1.HouseholdService/ListResidenceEvents";
+const GET_RESIDENCE_AT_DATE: &str = "unione.registry.v1.HouseholdService/GetResidenceAtDate";
 
 /// A household rule broken: INVALID_ARGUMENT, FAILED_PRECONDITION or UNAVAILABLE (ANPR).
 impl From<HouseholdError> for ApiError {
@@ -167,6 +171,7 @@ impl HouseholdApi {
         &self,
         request: Request<pb::GetHouseholdRequest>,
     ) -> Result<pb::Household, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, HOUSEHOLD)?;
@@ -196,7 +201,13 @@ impl HouseholdApi {
                 return Err(ApiError::not_found("name", &req.name));
             }
         }
-        Ok(household_to_pb(&istat, &stored, &memberships, as_of))
+        drop(conn);
+        let household = household_to_pb(&istat, &stored, &memberships, as_of);
+        // The household, and each member it lists.
+        let read = std::iter::once(household.name.as_str())
+            .chain(household.members.iter().map(|m| m.resident.as_str()));
+        access::record_reads(&self.db, &reader, &istat, GET_HOUSEHOLD, read).await?;
+        Ok(household)
     }
 
     #[tracing::instrument(
@@ -425,6 +436,7 @@ impl HouseholdApi {
         &self,
         request: Request<pb::ListResidenceEventsRequest>,
     ) -> Result<pb::ListResidenceEventsResponse, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("parent", &req.parent, RESIDENT)?;
@@ -444,6 +456,9 @@ impl HouseholdApi {
         let mut rows =
             store::events(&mut conn, &istat, resident_id, after.unwrap_or(0), size + 1).await?;
         let next_page_token = pagination::finish_page(&mut rows, size, &scope, |e| e.seq);
+        drop(conn);
+        let read = [req.parent.as_str()];
+        access::record_reads(&self.db, &reader, &istat, LIST_RESIDENCE_EVENTS, read).await?;
         Ok(pb::ListResidenceEventsResponse {
             events: rows
                 .iter()
@@ -462,6 +477,7 @@ impl HouseholdApi {
         &self,
         request: Request<pb::GetResidenceAtDateRequest>,
     ) -> Result<pb::ResidenceAtDate, ApiError> {
+        let reader = access::Reader::of(&request)?;
         let citizen = principal::citizen(principal::principal(&request))?;
         let (metadata, _, req) = request.into_parts();
         let (istat, vars) = parse_name("name", &req.name, RESIDENT)?;
@@ -477,6 +493,9 @@ impl HouseholdApi {
             .filter(|r| citizen.as_deref().is_none_or(|cf| is_own(cf, r)))
             .ok_or_else(|| ApiError::not_found("name", &req.name))?;
         let at = residence_at(&mut conn, &istat, resident_id, date).await?;
+        drop(conn);
+        let read = [req.name.as_str()];
+        access::record_reads(&self.db, &reader, &istat, GET_RESIDENCE_AT_DATE, read).await?;
         let (status, address) = match &at.standing {
             Standing::Resident(address) => {
                 (pb::ResidenceStatus::Resident, Some(address_to_pb(address)))
@@ -582,7 +601,7 @@ pub(super) async fn residence_at(
 }
 
 /// A person's state for a change, and their memberships.
-async fn person_state(
+pub(super) async fn person_state(
     conn: &mut AnyConnection,
     istat: &Istat,
     resident_id: &str,
@@ -595,7 +614,7 @@ async fn person_state(
 /// The operator recording a change: an operator or integrator acting for the comune
 /// (PERMISSION_DENIED otherwise: citizens and other roles read, they do not change the
 /// register). Returns the principal's opaque id, stored with the change.
-fn operator_of(who: &Principal, istat: &Istat) -> Result<String, ApiError> {
+pub(super) fn operator_of(who: &Principal, istat: &Istat) -> Result<String, ApiError> {
     let allowed = matches!(who.role, Role::Operator | Role::Integrator)
         && who.comuni.iter().any(|c| c == istat.as_str());
     if allowed {
@@ -661,7 +680,10 @@ fn resident_name(istat: &Istat, id: &str) -> String {
     format!("{}/residents/{id}", istat.resource_name())
 }
 
-fn relationship_from_pb(value: i32, field: &str) -> Result<Relationship, HouseholdError> {
+pub(super) fn relationship_from_pb(
+    value: i32,
+    field: &str,
+) -> Result<Relationship, HouseholdError> {
     use pb::Relationship as R;
     Ok(match R::try_from(value) {
         Ok(R::Unspecified) => {
@@ -762,6 +784,11 @@ fn event_to_pb(istat: &Istat, resident_id: &str, stored: &StoredEvent) -> pb::Re
         destination: e.destination.clone(),
         anpr_reference: stored.anpr_reference.clone(),
         create_time: Some(timestamp(stored.create_time)),
+        r#move: if stored.move_id.is_empty() {
+            String::new()
+        } else {
+            format!("{}/moves/{}", istat.resource_name(), stored.move_id)
+        },
     }
 }
 

@@ -25,6 +25,8 @@ pub struct StoredEvent {
     pub anpr_reference: String,
     /// When it was recorded, microseconds since the epoch.
     pub create_time: i64,
+    /// The move between member comuni the event is part of (its id); empty otherwise.
+    pub move_id: String,
 }
 
 /// A stored household (its composition is read with [`memberships_of_household`]).
@@ -51,6 +53,7 @@ struct EventRow {
     destination: String,
     anpr_reference: String,
     create_time: i64,
+    move_id: String,
 }
 
 impl TryFrom<EventRow> for StoredEvent {
@@ -73,6 +76,7 @@ impl TryFrom<EventRow> for StoredEvent {
             },
             anpr_reference: row.anpr_reference,
             create_time: row.create_time,
+            move_id: row.move_id,
         })
     }
 }
@@ -245,7 +249,24 @@ pub async fn insert_event(
         event: event.clone(),
         anpr_reference: anpr_reference.to_owned(),
         create_time: now,
+        move_id: String::new(),
     })
+}
+
+/// Marks event `event_id` of `comune` as part of move `move_id`.
+pub async fn set_event_move(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    event_id: &str,
+    move_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE registry_residence_events SET move_id = $3 WHERE comune = $1 AND id = $2")
+        .bind(comune.as_str())
+        .bind(event_id)
+        .bind(move_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// A resident's events after position `after` (from the first when 0), oldest first, at
@@ -259,7 +280,7 @@ pub async fn events(
 ) -> Result<Vec<StoredEvent>, sqlx::Error> {
     let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT id, seq, kind, effective_date, street, house_number, postal_code, locality, \
-         destination, anpr_reference, create_time FROM registry_residence_events \
+         destination, anpr_reference, create_time, move_id FROM registry_residence_events \
          WHERE comune = $1 AND resident_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
     )
     .bind(comune.as_str())

@@ -13,6 +13,7 @@ pub const TABLES: &[Table] = &[
     Table::by_comune("registry_residence_events"),
     Table::by_comune("registry_households"),
     Table::by_comune("registry_household_members"),
+    Table::by_comune("registry_moves"),
     Table::by_comune("registry_certificate_keys"),
     Table::by_comune("registry_certificates"),
     Table::by_comune("protocol_registers"),
@@ -24,6 +25,7 @@ pub const TABLES: &[Table] = &[
     Table::by_comune("registry_procedure_types"),
     Table::by_comune("registry_cases"),
     Table::by_comune("registry_case_events"),
+    Table::by_comune("registry_access_log"),
     Table::idempotency_keys("registry/comuni/"),
 ];
 

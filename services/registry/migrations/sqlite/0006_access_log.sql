@@ -1,0 +1,26 @@
+-- The log of personal-data reads (issue 3, "Access and privacy"): one row for each record a
+-- read returned (a resident, a household, a certificate's resident, a case), with who read it,
+-- when, through which method and why. Append-only: no row is ever changed or removed.
+CREATE TABLE registry_access_log (
+    comune    TEXT    NOT NULL,
+    id        TEXT    NOT NULL,  -- opaque
+    at        INTEGER NOT NULL,  -- microseconds since the Unix epoch
+    principal TEXT    NOT NULL,  -- the user's opaque id, or the peer's certificate identity
+    role      TEXT    NOT NULL,  -- the user's role, or `peer`
+    method    TEXT    NOT NULL,  -- the full gRPC method
+    record    TEXT    NOT NULL,  -- the record's resource name
+    purpose   TEXT    NOT NULL,  -- the `x-unione-purpose` header; empty when not given
+    PRIMARY KEY (comune, id)
+);
+-- Newest first, for a comune and for one record.
+CREATE INDEX registry_access_log_by_time ON registry_access_log (comune, at, id);
+CREATE INDEX registry_access_log_by_record ON registry_access_log (comune, record, at, id);
+
+CREATE TRIGGER registry_access_log_no_update BEFORE UPDATE ON registry_access_log
+BEGIN
+    SELECT RAISE(ABORT, 'the personal-data access log is append-only');
+END;
+CREATE TRIGGER registry_access_log_no_delete BEFORE DELETE ON registry_access_log
+BEGIN
+    SELECT RAISE(ABORT, 'the personal-data access log is append-only');
+END;
