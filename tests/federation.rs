@@ -54,6 +54,7 @@ async fn count_residents(demo: &serde_json::Value, node: &str, istat: &str) -> u
                     parent: format!("comuni/{istat}"),
                     page_size: 100,
                     page_token: token,
+                    ..ListResidentsRequest::default()
                 },
             ))
             .await
@@ -512,7 +513,7 @@ fn residents_of(istat: &str) -> ListResidentsRequest {
     ListResidentsRequest {
         parent: format!("comuni/{istat}"),
         page_size: 500,
-        page_token: String::new(),
+        ..ListResidentsRequest::default()
     }
 }
 

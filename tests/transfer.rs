@@ -505,6 +505,7 @@ async fn a_function_moves_to_another_node_with_all_its_data() {
                             parent: format!("comuni/{AMEGLIA}"),
                             page_size: 100,
                             page_token: token,
+                            ..pb::ListResidentsRequest::default()
                         },
                     ))
                     .await

@@ -300,6 +300,7 @@ async fn a_citizen_acts_on_their_own_data_and_nobody_elses() {
         parent: format!("comuni/{SARZANA}"),
         page_size: 0,
         page_token: String::new(),
+        ..registry::ListResidentsRequest::default()
     };
 
     // A finds their own record (and only it), reads their household.

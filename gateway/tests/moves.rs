@@ -381,6 +381,7 @@ async fn current_residents(f: &Federation, token: &str, istat: &str) -> Vec<regi
                 parent: format!("comuni/{istat}"),
                 page_size: 500,
                 page_token: String::new(),
+                ..registry::ListResidentsRequest::default()
             },
         ))
         .await
@@ -524,6 +525,7 @@ async fn a_move_between_two_nodes_completes_and_a_redelivery_changes_nothing() {
                 parent: format!("comuni/{SARZANA}"),
                 page_size: 10,
                 page_token: String::new(),
+                ..registry::ListResidentsRequest::default()
             },
         ))
         .await

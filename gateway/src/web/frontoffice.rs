@@ -323,7 +323,7 @@ async fn own_resident(
             registry::ListResidentsRequest {
                 parent: istat.resource_name(),
                 page_size: 1,
-                page_token: String::new(),
+                ..registry::ListResidentsRequest::default()
             },
             Some(istat),
         ))

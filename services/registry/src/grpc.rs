@@ -177,25 +177,45 @@ impl ResidentApi {
         Span::current().record("comune", istat.as_str());
         self.served.check(&metadata, &istat, "parent")?;
         let size = pagination::page_size(req.page_size)?;
-        // A citizen's list holds their own current record only.
-        let response = if let Some(cf) = citizen {
+        let search = ResidentSearch::of(&req)?;
+        // A citizen's list holds their own current record only; a search by codice fiscale
+        // finds at most one.
+        let one = match (&citizen, &search) {
+            (Some(own), ResidentSearch::CodiceFiscale(asked)) if asked != own => Some(None),
+            (Some(own), _) | (None, ResidentSearch::CodiceFiscale(own)) => Some(Some(own.clone())),
+            (None, _) => None,
+        };
+        let response = if let Some(cf) = one {
             // At most one current record: a single page.
-            let scope = format!("ListResidents/{}/{cf}", istat.resource_name());
+            let scope = format!("ListResidents/{}/{search}/{cf:?}", istat.resource_name());
             let after: Option<String> = pagination::decode_token(&scope, &req.page_token)?;
             let mut conn = self.db.pool().acquire().await?;
-            let found = match after {
-                Some(_) => None,
-                None => storage::current_resident_by_codice_fiscale(&mut conn, &istat, &cf).await?,
+            let found = match (after, cf) {
+                (None, Some(cf)) => {
+                    storage::current_resident_by_codice_fiscale(&mut conn, &istat, &cf).await?
+                }
+                _ => None,
             };
+            let prefix = search.family_key_prefix();
             pb::ListResidentsResponse {
-                residents: found.iter().map(|r| resident_to_pb(&istat, r)).collect(),
+                residents: found
+                    .iter()
+                    .filter(|r| r.page_key.family_key.starts_with(prefix))
+                    .map(|r| resident_to_pb(&istat, r))
+                    .collect(),
                 next_page_token: String::new(),
             }
         } else {
-            let scope = format!("ListResidents/{}", istat.resource_name());
+            let scope = format!("ListResidents/{}/{search}", istat.resource_name());
             let after: Option<PageKey> = pagination::decode_token(&scope, &req.page_token)?;
-            let mut rows =
-                storage::list_residents(&self.db, &istat, after.as_ref(), size + 1).await?;
+            let mut rows = storage::list_residents(
+                &self.db,
+                &istat,
+                search.family_key_prefix(),
+                after.as_ref(),
+                size + 1,
+            )
+            .await?;
             let next_page_token =
                 pagination::finish_page(&mut rows, size, &scope, |r| r.page_key.clone());
             pb::ListResidentsResponse {
@@ -206,6 +226,72 @@ impl ResidentApi {
         let read = response.residents.iter().map(|r| r.name.as_str());
         access::record_reads(&self.db, &reader, &istat, LIST_RESIDENTS, read).await?;
         Ok(response)
+    }
+}
+
+/// What a ListResidents call searches for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ResidentSearch {
+    /// Every current resident.
+    All,
+    /// The current resident with this codice fiscale (normalised).
+    CodiceFiscale(String),
+    /// The current residents whose family name's sort key starts with this.
+    FamilyKeyPrefix(String),
+}
+
+/// The longest family name prefix searched for.
+const MAX_PREFIX_CHARS: usize = 100;
+
+impl ResidentSearch {
+    fn of(req: &pb::ListResidentsRequest) -> Result<Self, ApiError> {
+        let cf = req.codice_fiscale.trim();
+        let prefix = req.family_name_prefix.trim();
+        match (cf.is_empty(), prefix.is_empty()) {
+            (true, true) => Ok(Self::All),
+            (false, false) => Err(ApiError::invalid(
+                "family_name_prefix",
+                "CONFLICTING_FILTERS",
+                "search by codice_fiscale or by family_name_prefix, not both",
+            )),
+            (false, true) => {
+                let cf = codice_fiscale::normalize(cf);
+                codice_fiscale::validate(&cf).map_err(|e| {
+                    ApiError::from(RegistryError::from(e)).with_field("codice_fiscale")
+                })?;
+                Ok(Self::CodiceFiscale(cf))
+            }
+            (true, false) => {
+                if prefix.chars().count() > MAX_PREFIX_CHARS {
+                    return Err(ApiError::invalid(
+                        "family_name_prefix",
+                        "PREFIX_TOO_LONG",
+                        format!("family_name_prefix has at most {MAX_PREFIX_CHARS} characters"),
+                    ));
+                }
+                Ok(Self::FamilyKeyPrefix(crate::domain::resident::sort_key(
+                    prefix,
+                )))
+            }
+        }
+    }
+
+    /// The family key prefix to list by (empty: every key).
+    fn family_key_prefix(&self) -> &str {
+        match self {
+            Self::FamilyKeyPrefix(prefix) => prefix,
+            _ => "",
+        }
+    }
+}
+
+impl std::fmt::Display for ResidentSearch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::CodiceFiscale(cf) => write!(f, "cf={cf}"),
+            Self::FamilyKeyPrefix(p) => write!(f, "family={p}"),
+        }
     }
 }
 

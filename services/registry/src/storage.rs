@@ -303,16 +303,23 @@ pub async fn lock_resident(
 pub async fn list_residents(
     db: &Database,
     comune: &Istat,
+    family_key_prefix: &str,
     after: Option<&PageKey>,
     limit: i64,
 ) -> Result<Vec<StoredResident>, sqlx::Error> {
+    // Keys starting with the prefix sort from the prefix itself up to the prefix followed by
+    // the last code point, byte by byte (COLLATE "C" on PostgreSQL, BINARY on SQLite).
+    let upper = format!("{family_key_prefix}\u{10FFFF}");
     let rows: Vec<ResidentRow> = match after {
         None => {
             sqlx::query_as(select_residents!(
                 " WHERE comune = $1 AND deregistration_date IS NULL \
-                 ORDER BY family_key, given_key, id LIMIT $2"
+                 AND family_key >= $2 AND family_key < $3 \
+                 ORDER BY family_key, given_key, id LIMIT $4"
             ))
             .bind(comune.as_str())
+            .bind(family_key_prefix)
+            .bind(upper.as_str())
             .bind(limit)
             .fetch_all(db.pool())
             .await?
@@ -320,10 +327,13 @@ pub async fn list_residents(
         Some(key) => {
             sqlx::query_as(select_residents!(
                 " WHERE comune = $1 AND deregistration_date IS NULL \
-                 AND (family_key, given_key, id) > ($2, $3, $4) \
-                 ORDER BY family_key, given_key, id LIMIT $5"
+                 AND family_key >= $2 AND family_key < $3 \
+                 AND (family_key, given_key, id) > ($4, $5, $6) \
+                 ORDER BY family_key, given_key, id LIMIT $7"
             ))
             .bind(comune.as_str())
+            .bind(family_key_prefix)
+            .bind(upper.as_str())
             .bind(key.family_key.as_str())
             .bind(key.given_key.as_str())
             .bind(key.id.as_str())

@@ -198,6 +198,7 @@ async fn a_list_logs_one_row_per_record_returned() {
             parent: format!("comuni/{SARZANA}"),
             page_size,
             page_token: String::new(),
+            ..pb::ListResidentsRequest::default()
         };
         let listed = api
             .list_residents(by(Some(&operator()), None, list(10)))

@@ -117,6 +117,7 @@ async fn a_citizen_reads_their_own_residence_and_household_only() {
                     parent: format!("comuni/{SARZANA}"),
                     page_size: 0,
                     page_token: String::new(),
+                    ..pb::ListResidentsRequest::default()
                 },
             ))
             .await

@@ -111,6 +111,7 @@ fn list(istat: &str, page_size: i32, page_token: &str) -> Request<pb::ListReside
             parent: format!("comuni/{istat}"),
             page_size,
             page_token: page_token.to_owned(),
+            ..pb::ListResidentsRequest::default()
         },
     )
 }
@@ -610,5 +611,140 @@ async fn a_resident_is_registered_once_per_comune() {
             "{}: a refused create releases its key",
             t.label
         );
+    }
+}
+
+fn search(
+    istat: &str,
+    cf: &str,
+    prefix: &str,
+    page_size: i32,
+    token: &str,
+) -> Request<pb::ListResidentsRequest> {
+    routed(
+        istat,
+        pb::ListResidentsRequest {
+            parent: format!("comuni/{istat}"),
+            page_size,
+            page_token: token.to_owned(),
+            codice_fiscale: cf.to_owned(),
+            family_name_prefix: prefix.to_owned(),
+        },
+    )
+}
+
+fn families(page: &pb::ListResidentsResponse) -> Vec<String> {
+    page.residents
+        .iter()
+        .map(|r| r.family_name.clone())
+        .collect()
+}
+
+/// Search by codice fiscale and by family-name prefix (issue 3: "Search by codice fiscale and
+/// by surname prefix, paginated"): a prefix is compared as the list is ordered, upper case
+/// and accents folded, and pages stay within the search.
+#[tokio::test]
+async fn residents_are_found_by_codice_fiscale_and_by_surname_prefix() {
+    for t in testing::all().await {
+        let api = api(&t).await;
+        let people = [
+            person("Rossi", "Mario", (1980, 1, 1), false),
+            person("Rossetti", "Anna", (1985, 5, 5), true),
+            person("Rossini", "Luca", (1990, 9, 9), false),
+            person("Bianchi", "Carla", (1970, 7, 7), true),
+            person("Dè Santis", "Piero", (1960, 6, 6), false),
+        ];
+        for (i, p) in people.iter().enumerate() {
+            api.create_resident(create(SARZANA, p.clone(), &format!("search-{i}")))
+                .await
+                .expect("created");
+        }
+
+        // By codice fiscale, typed in lower case with spaces: exactly that person.
+        let cf = people[3].codice_fiscale.to_lowercase();
+        let found = api
+            .list_residents(search(SARZANA, &format!(" {cf} "), "", 10, ""))
+            .await
+            .expect("searched")
+            .into_inner();
+        assert_eq!(families(&found), ["Bianchi"], "{}", t.label);
+        // A valid code of nobody here: an empty page, not an error.
+        let nobody = codice_fiscale::compute(
+            "Verdi",
+            "Gino",
+            NaiveDate::from_ymd_opt(1950, 2, 2).expect("date"),
+            false,
+            "I449",
+        );
+        let none = api
+            .list_residents(search(SARZANA, &nobody, "", 10, ""))
+            .await
+            .expect("searched")
+            .into_inner();
+        assert!(none.residents.is_empty());
+
+        // By prefix, case- and accent-insensitive, paginated within the search.
+        let first = api
+            .list_residents(search(SARZANA, "", "ros", 2, ""))
+            .await
+            .expect("searched")
+            .into_inner();
+        assert_eq!(families(&first), ["Rossetti", "Rossi"], "{}", t.label);
+        assert!(!first.next_page_token.is_empty());
+        let second = api
+            .list_residents(search(SARZANA, "", "ros", 2, &first.next_page_token))
+            .await
+            .expect("next page")
+            .into_inner();
+        assert_eq!(families(&second), ["Rossini"]);
+        assert!(second.next_page_token.is_empty());
+        let accented = api
+            .list_residents(search(SARZANA, "", "de s", 10, ""))
+            .await
+            .expect("searched")
+            .into_inner();
+        assert_eq!(families(&accented), ["Dè Santis"]);
+        // A page token of one search is no good for another.
+        let err = api
+            .list_residents(search(SARZANA, "", "bia", 2, &first.next_page_token))
+            .await
+            .expect_err("token of another search");
+        assert_eq!(err.code(), Code::InvalidArgument);
+
+        // Bad searches are refused, naming the field.
+        let err = api
+            .list_residents(search(SARZANA, "RSSMRA80A01I449X", "", 10, ""))
+            .await
+            .expect_err("bad check letter");
+        assert_eq!(
+            reason_and_field(&err),
+            (
+                "INVALID_CODICE_FISCALE".to_owned(),
+                Some("codice_fiscale".to_owned())
+            )
+        );
+        let err = api
+            .list_residents(search(SARZANA, &cf, "ros", 10, ""))
+            .await
+            .expect_err("both filters");
+        assert_eq!(
+            reason_and_field(&err),
+            (
+                "CONFLICTING_FILTERS".to_owned(),
+                Some("family_name_prefix".to_owned())
+            )
+        );
+        let err = api
+            .list_residents(search(SARZANA, "", &"R".repeat(101), 10, ""))
+            .await
+            .expect_err("too long");
+        assert_eq!(reason_and_field(&err).0, "PREFIX_TOO_LONG");
+        // Another comune's residents are not found from here.
+        let elsewhere = api
+            .list_residents(search(ARCOLA, "", "ros", 10, ""))
+            .await
+            .expect("searched")
+            .into_inner();
+        assert!(elsewhere.residents.is_empty());
     }
 }

@@ -133,7 +133,7 @@ async fn a_codice_fiscale_is_current_once_per_comune() {
             "{}: the old record stays",
             t.label
         );
-        let listed = storage::list_residents(&t.db, &sarzana, None, 10)
+        let listed = storage::list_residents(&t.db, &sarzana, "", None, 10)
             .await
             .expect("lists");
         assert_eq!(listed.len(), 1, "{}: lists show current residents", t.label);
