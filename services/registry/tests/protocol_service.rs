@@ -1092,3 +1092,92 @@ async fn an_idempotent_retry_takes_no_second_number() {
         assert_eq!(next.number, 2, "{}", t.label);
     }
 }
+
+fn document_req(registration: &str, sha256: &str) -> Request<pb::GetRegistrationDocumentRequest> {
+    as_operator(
+        SARZANA,
+        pb::GetRegistrationDocumentRequest {
+            registration: registration.to_owned(),
+            sha256: sha256.to_owned(),
+        },
+    )
+}
+
+/// The registered document and attachments are downloaded as they were stored, checked
+/// against their hashes (DOMAIN.md "Protocol register": the hashes are part of the immutable
+/// record), each download recorded in the access log; a hash of another registration's
+/// document is not found through this one, and stored content that no longer matches its hash
+/// is reported, never sent.
+#[tokio::test]
+async fn registered_documents_download_as_stored_and_checked() {
+    for t in testing::all().await {
+        let (api, _clock) = api(&t, utc(2026, 3, 2, 9, 0)).await;
+        let first = create(&api, incoming("Istanza di accesso"), t.label).await;
+        let second = create(&api, outgoing("Risposta"), t.label).await;
+        let document = first.document.as_ref().expect("document");
+        let attachment = first.attachments.first().expect("attachment");
+
+        let got = api
+            .get_registration_document(document_req(&first.name, &document.sha256))
+            .await
+            .expect("the document downloads")
+            .into_inner();
+        assert_eq!(got.content, b"%PDF-1.7 istanza", "{}", t.label);
+        assert_eq!(
+            (got.file_name.as_str(), got.media_type.as_str()),
+            ("istanza.pdf", "application/pdf")
+        );
+        let got = api
+            .get_registration_document(document_req(&first.name, &attachment.sha256))
+            .await
+            .expect("the attachment downloads")
+            .into_inner();
+        assert_eq!(got.content, b"%PDF-1.7 allegato");
+        let logged: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM registry_access_log WHERE record = $1 AND principal = 'op-1'",
+        )
+        .bind(first.name.as_str())
+        .fetch_one(t.db.pool())
+        .await
+        .expect("counted");
+        assert_eq!(logged, 2, "{}: each download is recorded", t.label);
+
+        // Another registration's document is not reached through this one.
+        let other = second.document.as_ref().expect("document").sha256.clone();
+        let err = api
+            .get_registration_document(document_req(&first.name, &other))
+            .await
+            .expect_err("not this registration's document");
+        assert_error(
+            &err,
+            Code::NotFound,
+            "RESOURCE_NOT_FOUND",
+            Some("sha256"),
+            t.label,
+        );
+        let err = api
+            .get_registration_document(document_req(&first.name, ""))
+            .await
+            .expect_err("no hash");
+        assert_eq!(err.code(), Code::InvalidArgument);
+
+        // Content altered in the database is reported, not sent.
+        sqlx::query("UPDATE protocol_blobs SET content = $1 WHERE sha256 = $2")
+            .bind(b"%PDF-1.7 forged".to_vec())
+            .bind(document.sha256.as_str())
+            .execute(t.db.pool())
+            .await
+            .expect("tampered");
+        let err = api
+            .get_registration_document(document_req(&first.name, &document.sha256))
+            .await
+            .expect_err("corrupted");
+        assert_error(
+            &err,
+            Code::DataLoss,
+            "DOCUMENT_CORRUPTED",
+            Some("sha256"),
+            t.label,
+        );
+    }
+}

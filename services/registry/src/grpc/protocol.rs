@@ -202,6 +202,72 @@ impl ProtocolApi {
         Ok(registration_to_pb(&istat, &profile.ipa_code, &stored))
     }
 
+    #[tracing::instrument(
+        name = "GetRegistrationDocument",
+        skip_all,
+        fields(comune = field::Empty, registration = field::Empty)
+    )]
+    async fn get_registration_document_inner(
+        &self,
+        request: Request<pb::GetRegistrationDocumentRequest>,
+    ) -> Result<pb::DocumentContent, ApiError> {
+        let reader = super::access::Reader::of(&request)?;
+        let (metadata, _, req) = request.into_parts();
+        let (istat, register, id) = registration_name("registration", &req.registration)?;
+        Span::current()
+            .record("comune", istat.as_str())
+            .record("registration", id.as_str());
+        self.served.check(&metadata, &istat, "registration")?;
+        if req.sha256.is_empty() {
+            return Err(ApiError::required("sha256"));
+        }
+        let mut conn = self.db.pool().acquire().await?;
+        let stored = storage::get_registration(&mut conn, &istat, &register, &id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("registration", &req.registration))?;
+        // Only a document this registration lists: a hash of another registration's
+        // document is not found here.
+        let document = stored
+            .record
+            .documents
+            .iter()
+            .find(|d| d.sha256 == req.sha256)
+            .ok_or_else(|| ApiError::not_found("sha256", &req.sha256))?
+            .clone();
+        let content = storage::get_blob(&mut conn, &istat, &document.sha256)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::DataLoss,
+                    "DOCUMENT_MISSING",
+                    "the registration lists a document whose content is not stored",
+                )
+            })?;
+        drop(conn);
+        if crate::domain::protocol::sha256_hex(&content) != document.sha256 {
+            return Err(ApiError::new(
+                Code::DataLoss,
+                "DOCUMENT_CORRUPTED",
+                "the stored content no longer matches the hash registered for it",
+            )
+            .with_field("sha256"));
+        }
+        super::access::record_reads(
+            &self.db,
+            &reader,
+            &istat,
+            "unione.registry.v1.ProtocolService/GetRegistrationDocument",
+            [req.registration.as_str()],
+        )
+        .await?;
+        Ok(pb::DocumentContent {
+            file_name: document.file_name,
+            media_type: document.media_type,
+            content,
+            sha256: document.sha256,
+        })
+    }
+
     #[tracing::instrument(name = "ListRegistrations", skip_all, fields(comune = field::Empty))]
     async fn list_registrations_inner(
         &self,
@@ -532,6 +598,15 @@ impl ProtocolService for ProtocolApi {
         request: Request<pb::GetRegistrationRequest>,
     ) -> Result<Response<pb::Registration>, tonic::Status> {
         Ok(Response::new(self.get_registration_inner(request).await?))
+    }
+
+    async fn get_registration_document(
+        &self,
+        request: Request<pb::GetRegistrationDocumentRequest>,
+    ) -> Result<Response<pb::DocumentContent>, tonic::Status> {
+        Ok(Response::new(
+            self.get_registration_document_inner(request).await?,
+        ))
     }
 
     async fn list_registrations(

@@ -584,3 +584,16 @@ pub async fn counts(
     }
     Ok((out[0], out[1], out[2]))
 }
+
+/// The content stored for `comune` under `sha256`, if any.
+pub async fn get_blob(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+    sha256: &str,
+) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT content FROM protocol_blobs WHERE comune = $1 AND sha256 = $2")
+        .bind(comune.as_str())
+        .bind(sha256)
+        .fetch_optional(conn)
+        .await
+}
