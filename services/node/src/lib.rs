@@ -49,6 +49,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
     start_on(config, listener).await
 }
 
+/// How often the node seals the protocol registers' days that are over (and once at start).
+const DAILY_SEALING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Like [`start`] on a listener already bound.
 pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Result<RunningNode> {
     unione_kit::tls::install_crypto_provider();
@@ -81,6 +84,7 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
     )));
     let runs = |f: Function| config.comuni.iter().any(|c| c.functions.contains(&f));
     let mut move_dispatcher = None;
+    let mut daily_sealing = None;
     if runs(Function::Registry) {
         let served = config.served(Function::Registry);
         // Moves to other member comuni are delivered through the gateway of
@@ -117,6 +121,11 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
             db.clone(),
             served.clone(),
         ));
+        // Each day's protocol register is sealed once the day is over, without an operator.
+        daily_sealing = Some(std::sync::Arc::new(unione_registry::ProtocolApi::new(
+            db.clone(),
+            served.clone(),
+        )));
         builder.add(
             unione_registry::household_service(db.clone(), served.clone())
                 .max_decoding_message_size(max)
@@ -236,6 +245,7 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (recompute_stop_tx, mut recompute_stop_rx) = tokio::sync::watch::channel(false);
     let mut moves_stop_rx = recompute_stop_tx.subscribe();
+    let sealing_stop_tx = recompute_stop_tx.clone();
     let stopped = async move {
         let _ = stop_rx.await;
         let _ = recompute_stop_tx.send(true);
@@ -247,6 +257,16 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
             interval,
             async move {
                 let _ = recompute_stop_rx.wait_for(|stop| *stop).await;
+            },
+        ));
+    }
+    if let Some(protocol) = daily_sealing {
+        let mut sealing_stop_rx = sealing_stop_tx.subscribe();
+        tokio::spawn(unione_registry::grpc::protocol::seal_every(
+            protocol,
+            DAILY_SEALING_INTERVAL,
+            async move {
+                let _ = sealing_stop_rx.wait_for(|stop| *stop).await;
             },
         ));
     }

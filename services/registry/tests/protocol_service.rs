@@ -1181,3 +1181,65 @@ async fn registered_documents_download_as_stored_and_checked() {
         );
     }
 }
+
+/// Each day's register is sealed without an operator once the day is over (DPCM 3/12/2013
+/// art. 7: the daily register goes to preservation by the next working day): every day from
+/// the register's first, in order, including days with no registration so the chain has no
+/// hole, never the day still running, and each once.
+#[tokio::test]
+async fn days_over_are_sealed_by_the_schedule_in_a_chain_with_no_hole() {
+    for t in testing::all().await {
+        let (api, clock) = api(&t, utc(2026, 3, 2, 9, 0)).await;
+        create(&api, incoming("Lunedì"), t.label).await;
+        clock.set(utc(2026, 3, 4, 9, 0));
+        create(&api, outgoing("Mercoledì"), t.label).await;
+
+        // Thursday morning: Monday, Tuesday (empty) and Wednesday are over.
+        clock.set(utc(2026, 3, 5, 9, 0));
+        let (sealed, failures) = api.seal_pending_days().await;
+        assert!(failures.is_empty(), "{}: {failures:?}", t.label);
+        assert_eq!(sealed, 3, "{}", t.label);
+        let report = api
+            .verify_register(routed(
+                SARZANA,
+                pb::VerifyRegisterRequest {
+                    parent: format!("comuni/{SARZANA}/registers/GEN"),
+                },
+            ))
+            .await
+            .expect("verifies")
+            .into_inner();
+        assert!(report.intact, "{}: {report:?}", t.label);
+        assert_eq!(report.days_checked, 3);
+        let tuesday = api
+            .get_daily_register(routed(
+                SARZANA,
+                pb::GetDailyRegisterRequest {
+                    name: daily("2026-03-03"),
+                },
+            ))
+            .await
+            .expect("Tuesday's register")
+            .into_inner();
+        assert!(
+            !tuesday.seal.is_empty(),
+            "{}: an empty day is sealed too",
+            t.label
+        );
+        assert_eq!(
+            tuesday.sealed_by,
+            unione_registry::grpc::protocol::SCHEDULER
+        );
+
+        // Again the same day: nothing more to seal; the running day never is.
+        let (sealed, _) = api.seal_pending_days().await;
+        assert_eq!(sealed, 0);
+        create(&api, incoming("Giovedì"), t.label).await;
+        let (sealed, _) = api.seal_pending_days().await;
+        assert_eq!(sealed, 0, "{}: Thursday is not over", t.label);
+        clock.set(utc(2026, 3, 6, 0, 30));
+        let (sealed, failures) = api.seal_pending_days().await;
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(sealed, 1, "{}: Thursday, once it is over in Italy", t.label);
+    }
+}

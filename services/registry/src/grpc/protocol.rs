@@ -31,6 +31,8 @@ use crate::storage::protocol::{self as storage, PageKey, Seal};
 
 /// `comuni/{istat}`.
 const COMUNE: &[&str] = &["comuni", "*"];
+/// Who the scheduled sealing records as the sealing operator.
+pub const SCHEDULER: &str = "system:daily-sealing";
 /// `comuni/{istat}/registers/{register}`.
 const REGISTER: &[&str] = &["comuni", "*", "registers", "*"];
 /// `comuni/{istat}/registers/{register}/registrations/{id}`.
@@ -516,17 +518,30 @@ impl ProtocolApi {
         Span::current().record("comune", istat.as_str());
         self.served.check(&metadata, &istat, "name")?;
         let operator = operator?;
+        let (content, sealed) = self.seal_day(&istat, &register, day, &operator).await?;
+        Ok(daily_to_pb(&req.name, &content, Some(&sealed)))
+    }
+
+    /// Seals `day` of a register (or returns its existing seal), chained to the seal of the
+    /// day before, in one write transaction.
+    async fn seal_day(
+        &self,
+        istat: &Istat,
+        register: &str,
+        day: NaiveDate,
+        operator: &str,
+    ) -> Result<(DailyContent, Seal), ApiError> {
         let mut tx = self.db.begin_write().await?;
-        storage::lock_register(&mut tx, &istat, &register).await?;
+        storage::lock_register(&mut tx, istat, register).await?;
         let now = (self.clock)();
-        let content = daily_content(&mut tx, &istat, &register, day).await?;
-        if let Some(existing) = storage::get_seal(&mut tx, &istat, &register, day).await? {
-            return Ok(daily_to_pb(&req.name, &content, Some(&existing)));
+        let content = daily_content(&mut tx, istat, register, day).await?;
+        if let Some(existing) = storage::get_seal(&mut tx, istat, register, day).await? {
+            return Ok((content, existing));
         }
-        let last = storage::last_sealed_day(&mut tx, &istat, &register).await?;
+        let last = storage::last_sealed_day(&mut tx, istat, register).await?;
         check_sealable(day, now, last)?;
         let previous_seal = match last {
-            Some(last) => storage::get_seal(&mut tx, &istat, &register, last)
+            Some(last) => storage::get_seal(&mut tx, istat, register, last)
                 .await?
                 .map(|s| s.seal)
                 .unwrap_or_default(),
@@ -539,11 +554,65 @@ impl ProtocolApi {
             previous_seal,
             content_sha256: sha256_hex(&json),
             sealed_at: now,
-            sealed_by: operator,
+            sealed_by: operator.to_owned(),
         };
-        storage::insert_seal(&mut tx, &istat, &register, &sealed).await?;
+        storage::insert_seal(&mut tx, istat, register, &sealed).await?;
         tx.commit().await?;
-        Ok(daily_to_pb(&req.name, &content, Some(&sealed)))
+        Ok((content, sealed))
+    }
+
+    /// Seals, for every register of every comune served, each day that is over and not yet
+    /// sealed, in order from the day after the last seal (or the register's first day), as
+    /// the protocol office must by the next working day (DPCM 3/12/2013 art. 7). Days with no
+    /// registration are sealed too, so the chain has no hole. Returns the days sealed, and the
+    /// failures named.
+    pub async fn seal_pending_days(&self) -> (usize, Vec<String>) {
+        let mut sealed = 0;
+        let mut failures = Vec::new();
+        let yesterday = italian_date((self.clock)()).pred_opt();
+        let comuni: Vec<Istat> = self.served.iter().map(|p| p.istat.clone()).collect();
+        for istat in comuni {
+            let registers = match self.db.pool().acquire().await {
+                Ok(mut conn) => storage::registers_with_first_day(&mut conn, &istat).await,
+                Err(err) => Err(err),
+            };
+            let registers = match registers {
+                Ok(r) => r,
+                Err(err) => {
+                    failures.push(format!("{}: {err}", istat.as_str()));
+                    continue;
+                }
+            };
+            for (register, first_day) in registers {
+                let last = match self.db.pool().acquire().await {
+                    Ok(mut conn) => storage::last_sealed_day(&mut conn, &istat, &register).await,
+                    Err(err) => Err(err),
+                };
+                let mut day = match last {
+                    Ok(Some(last)) => last.succ_opt(),
+                    Ok(None) => Some(first_day),
+                    Err(err) => {
+                        failures.push(format!("{} {register}: {err}", istat.as_str()));
+                        continue;
+                    }
+                };
+                while let Some(d) = day.filter(|d| Some(*d) <= yesterday) {
+                    match self.seal_day(&istat, &register, d, SCHEDULER).await {
+                        Ok(_) => sealed += 1,
+                        Err(err) => {
+                            failures.push(format!(
+                                "{} {register} {d}: {}",
+                                istat.as_str(),
+                                tonic::Status::from(err).message()
+                            ));
+                            break;
+                        }
+                    }
+                    day = d.succ_opt();
+                }
+            }
+        }
+        (sealed, failures)
     }
 
     #[tracing::instrument(name = "VerifyRegister", skip_all, fields(comune = field::Empty))]
@@ -903,5 +972,30 @@ fn daily_to_pb(name: &str, content: &DailyContent, sealed: Option<&Seal>) -> pb:
         seal: sealed.map(|s| s.seal.clone()).unwrap_or_default(),
         seal_time: sealed.map(|s| timestamp(s.sealed_at)),
         sealed_by: sealed.map(|s| s.sealed_by.clone()).unwrap_or_default(),
+    }
+}
+
+/// Runs [`ProtocolApi::seal_pending_days`] at start and then every `interval`, until `stop`
+/// resolves.
+pub async fn seal_every(
+    api: Arc<ProtocolApi>,
+    interval: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticks.tick() => {
+                let (sealed, failures) = api.seal_pending_days().await;
+                if let Some(first) = failures.first() {
+                    tracing::warn!(sealed, failed = failures.len(), %first, "daily registers sealed with failures");
+                } else if sealed > 0 {
+                    tracing::info!(sealed, "daily registers sealed");
+                }
+            }
+        }
     }
 }

@@ -597,3 +597,20 @@ pub async fn get_blob(
         .fetch_optional(conn)
         .await
 }
+
+/// The registers of `comune` that hold registrations, with the first day of each.
+pub async fn registers_with_first_day(
+    conn: &mut AnyConnection,
+    comune: &Istat,
+) -> Result<Vec<(String, NaiveDate)>, sqlx::Error> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT register, MIN(registration_date) FROM protocol_registrations \
+         WHERE comune = $1 GROUP BY register ORDER BY register",
+    )
+    .bind(comune.as_str())
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(register, day)| Ok((register, decode_date(&day, "registration_date")?)))
+        .collect()
+}
