@@ -66,6 +66,25 @@ impl Bridge {
     }
 }
 
+/// Every item of a paged listing: `page(token)` answers one page's items and the next page
+/// token (empty on the last page).
+pub async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, WebError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut items = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (batch, next) = page(token).await?;
+        items.extend(batch);
+        if next.is_empty() {
+            return Ok(items);
+        }
+        token = next;
+    }
+}
+
 /// Who calls: the bearer token of the browser's request, if any, passed on unchanged.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {

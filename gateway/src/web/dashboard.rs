@@ -28,7 +28,7 @@ use unione_proto::federation::v1::benchmark_group::Selector;
 use unione_proto::federation::v1::benchmark_service_client::BenchmarkServiceClient;
 use unione_proto::federation::v1::directory_service_client::DirectoryServiceClient;
 
-use super::{Asset, Caller, WebError, WebState, asset_routes, parse_istat};
+use super::{Asset, Caller, WebError, WebState, all_pages, asset_routes, parse_istat};
 
 /// The page and its script and style sheet.
 const ASSETS: &[Asset] = &[
@@ -131,25 +131,6 @@ fn kpi_json(kpi: Option<&pb::BenchmarkKpi>) -> Value {
         "period": Period::try_from(kpi.period)
             .map_or_else(|_| String::new(), |p| keyword(p.as_str_name(), "PERIOD_")),
     })
-}
-
-/// Every item of a paged listing: `page(token)` answers one page's items and the next page
-/// token (empty on the last page).
-async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, WebError>
-where
-    F: FnMut(String) -> Fut,
-    Fut: Future<Output = Result<(Vec<T>, String), tonic::Status>>,
-{
-    let mut items = Vec::new();
-    let mut token = String::new();
-    loop {
-        let (batch, next) = page(token).await?;
-        items.extend(batch);
-        if next.is_empty() {
-            return Ok(items);
-        }
-        token = next;
-    }
 }
 
 /// Most items asked for in one page of a listing.

@@ -32,7 +32,7 @@ use unione_proto::federation::v1::ListMembersRequest;
 use unione_proto::federation::v1::directory_service_client::DirectoryServiceClient;
 
 use crate::config::WebConfig;
-pub use bridge::{Bridge, Caller, JsonBody, WebError, parse_istat};
+pub use bridge::{Bridge, Caller, JsonBody, WebError, all_pages, parse_istat};
 
 /// What every endpoint of the web front shares.
 #[derive(Clone)]
@@ -202,21 +202,25 @@ async fn comuni(
     State(state): State<WebState>,
     caller: Caller,
 ) -> Result<axum::Json<serde_json::Value>, WebError> {
-    let mut client = DirectoryServiceClient::new(state.bridge.channel());
-    let mut members = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_members(caller.request(
-                ListMembersRequest {
-                    page_size: 500,
-                    page_token,
-                },
-                None,
-            ))
-            .await?
-            .into_inner();
-        members.extend(page.members.into_iter().map(|m| {
+    let client = DirectoryServiceClient::new(state.bridge.channel());
+    let members = all_pages(|page_token| {
+        let mut client = client.clone();
+        let request = caller.request(
+            ListMembersRequest {
+                page_size: 500,
+                page_token,
+            },
+            None,
+        );
+        async move {
+            let page = client.list_members(request).await?.into_inner();
+            Ok((page.members, page.next_page_token))
+        }
+    })
+    .await?;
+    let members: Vec<serde_json::Value> = members
+        .into_iter()
+        .map(|m| {
             serde_json::json!({
                 "name": m.name,
                 "istat_code": m.istat_code,
@@ -225,12 +229,8 @@ async fn comuni(
                 "population": m.population,
                 "peer_group": m.peer_group,
             })
-        }));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+        })
+        .collect();
     Ok(axum::Json(serde_json::json!({ "comuni": members })))
 }
 
