@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
-use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
+use unione_gateway::directory::{DirectoryFile, NodeEntry, ProvisionEntry};
 use unione_gateway::{GatewayConfig, RunningGateway};
 use unione_kit::certs::{self, Kind};
 use unione_kit::error::reason_and_field;
@@ -34,20 +34,6 @@ use unione_registry::domain::codice_fiscale;
 const LUNI: &str = "011020";
 /// The destination: Sarzana, on node `sarzana`.
 const SARZANA: &str = "011027";
-
-fn member(istat: &str, name: &str) -> MemberEntry {
-    MemberEntry {
-        istat: istat.to_owned(),
-        name: name.to_owned(),
-        fiscal_code: format!("001{istat}00"),
-        cadastral_code: "I449".to_owned(),
-        population: 10_000,
-        province: "SP".to_owned(),
-        peer_group: "test".to_owned(),
-        ipa_code: format!("c_{istat}"),
-        segregation_code: "01".to_owned(),
-    }
-}
 
 fn date(y: i32, m: i32, d: i32) -> Option<Date> {
     Some(Date {
@@ -137,7 +123,10 @@ impl Federation {
         let luni_addr = luni_listener.local_addr().expect("addr");
         let sarzana_addr = sarzana_listener.local_addr().expect("addr");
         let directory = DirectoryFile {
-            members: vec![member(LUNI, "Luni"), member(SARZANA, "Sarzana")],
+            members: vec![
+                support::member(LUNI, "Luni"),
+                support::member(SARZANA, "Sarzana"),
+            ],
             nodes: vec![
                 NodeEntry {
                     node_id: "luni".into(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic::transport::Channel;
 use unione_gateway::GatewayConfig;
-use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
+use unione_gateway::directory::{DirectoryFile, NodeEntry, ProvisionEntry};
 use unione_kit::certs::{self};
 use unione_kit::names::routed;
 use unione_kit::token::{self, Role};
@@ -25,20 +25,6 @@ use unione_proto::quality::v1::kpi_service_client::KpiServiceClient;
 const SARZANA: &str = "011027";
 const AMEGLIA: &str = "011001";
 const LUNI: &str = "011020";
-
-fn member(istat: &str, name: &str) -> MemberEntry {
-    MemberEntry {
-        istat: istat.to_owned(),
-        name: name.to_owned(),
-        fiscal_code: format!("001{istat}00"),
-        cadastral_code: "I449".to_owned(),
-        population: 10_000,
-        province: "SP".to_owned(),
-        peer_group: "test".to_owned(),
-        ipa_code: format!("c_{istat}"),
-        segregation_code: "01".to_owned(),
-    }
-}
 
 async fn node(root: &Path, id: &str, istat: &str) -> RunningNode {
     let comune = support::served(istat, id, 10_000, &Function::ALL);
@@ -114,7 +100,10 @@ async fn directory_changes_and_a_dead_node_do_not_fail_other_calls() {
     let sarzana = node(root, "sarzana", SARZANA).await;
     let ameglia = node(root, "ameglia", AMEGLIA).await;
     let mut directory = DirectoryFile {
-        members: vec![member(SARZANA, "Sarzana"), member(AMEGLIA, "Ameglia")],
+        members: vec![
+            support::member(SARZANA, "Sarzana"),
+            support::member(AMEGLIA, "Ameglia"),
+        ],
         nodes: vec![
             NodeEntry {
                 node_id: "sarzana".into(),
@@ -195,7 +184,7 @@ async fn directory_changes_and_a_dead_node_do_not_fail_other_calls() {
     }
 
     // The directory changes: Luni joins, served by Ameglia's node (which does not confirm it).
-    directory.members.push(member(LUNI, "Luni"));
+    directory.members.push(support::member(LUNI, "Luni"));
     directory.provisions.extend(provisions(LUNI, "ameglia"));
     std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");
     wait_until(&channel, &admin, "directory version 2", |h| {

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use unione_gateway::RunningGateway;
+use unione_gateway::directory::MemberEntry;
 use unione_kit::certs::{self, Kind};
 use unione_kit::tls::TlsFiles;
 use unione_kit::{ComuneProfile, Istat};
@@ -92,5 +93,20 @@ pub fn gateway_config(root: &Path, file: &Path, keys: &Path) -> unione_gateway::
         probe_timeout_ms: 1000,
         tls: tls_files(&root.join("certs"), Kind::Gateway, "gateway"),
         ..unione_gateway::GatewayConfig::default()
+    }
+}
+
+/// A member of a test directory, with synthetic codes derived from its ISTAT code.
+pub fn member(istat: &str, name: &str) -> MemberEntry {
+    MemberEntry {
+        istat: istat.to_owned(),
+        name: name.to_owned(),
+        fiscal_code: format!("001{istat}00"),
+        cadastral_code: "I449".to_owned(),
+        population: 10_000,
+        province: "SP".to_owned(),
+        peer_group: "test".to_owned(),
+        ipa_code: format!("c_{istat}"),
+        segregation_code: "01".to_owned(),
     }
 }
