@@ -8,6 +8,7 @@ pub mod certs;
 pub mod config;
 pub mod error;
 pub mod idempotency;
+pub mod italy;
 pub mod metrics;
 pub mod names;
 pub mod pagination;

@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::PositionState;
 
@@ -109,29 +109,9 @@ impl PaymentError {
     }
 }
 
-/// The civil date in Italy at `instant`: CET (UTC+1), or CEST (UTC+2) from 01:00 UTC on the
-/// last Sunday of March to 01:00 UTC on the last Sunday of October (EU summer time).
+/// The civil date in Italy at `instant` (Europe/Rome: CET, or CEST in EU summer time).
 pub fn italian_date(instant: DateTime<Utc>) -> NaiveDate {
-    let year = instant.year();
-    let switch = |month| {
-        last_sunday(year, month)
-            .and_hms_opt(1, 0, 0)
-            .expect("01:00 is a time")
-            .and_utc()
-    };
-    let hours = if instant >= switch(3) && instant < switch(10) {
-        2
-    } else {
-        1
-    };
-    (instant + chrono::Duration::hours(hours)).date_naive()
-}
-
-/// The last Sunday of a 31-day month.
-fn last_sunday(year: i32, month: u32) -> NaiveDate {
-    let last = NaiveDate::from_ymd_opt(year, month, 31).expect("March and October have 31 days");
-    let back = last.weekday().num_days_from_sunday();
-    last - chrono::Duration::days(i64::from(back))
+    unione_kit::italy::date_at(instant.timestamp_micros())
 }
 
 /// The state of a position on `today` (the Italian civil date).
@@ -409,7 +389,11 @@ mod tests {
         assert_eq!(italian_date(at(2026, 1, 31, 23, 0)), date(2026, 2, 1));
         assert_eq!(italian_date(at(2026, 6, 30, 21, 59)), date(2026, 6, 30));
         assert_eq!(italian_date(at(2026, 6, 30, 22, 0)), date(2026, 7, 1));
-        assert_eq!(last_sunday(2026, 3), date(2026, 3, 29));
-        assert_eq!(last_sunday(2026, 10), date(2026, 10, 25));
+        // Summer time from 29 March to 25 October 2026 (the last Sundays, at 01:00 UTC).
+        assert_eq!(italian_date(at(2026, 3, 28, 23, 0)), date(2026, 3, 29));
+        assert_eq!(italian_date(at(2026, 3, 29, 22, 0)), date(2026, 3, 30));
+        assert_eq!(italian_date(at(2026, 10, 24, 22, 0)), date(2026, 10, 25));
+        assert_eq!(italian_date(at(2026, 10, 25, 22, 30)), date(2026, 10, 25));
+        assert_eq!(italian_date(at(2026, 10, 25, 23, 0)), date(2026, 10, 26));
     }
 }

@@ -13,7 +13,7 @@
 //! UTC+1; CEST, UTC+2, from the last Sunday of March to the last Sunday of October at 01:00
 //! UTC, the EU rule since 1996).
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc, Weekday};
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -519,61 +519,14 @@ pub fn format_number(number: i64) -> String {
     format!("{number:07}")
 }
 
-/// The last Sunday of `month` in `year`.
-fn last_sunday(year: i32, month: u32) -> NaiveDate {
-    let first_next = if month == 12 {
-        NaiveDate::from_ymd_opt(year + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(year, month + 1, 1)
-    }
-    .expect("invariant: the first of a month exists");
-    let mut day = first_next
-        .pred_opt()
-        .expect("invariant: a previous day exists");
-    while day.weekday() != Weekday::Sun {
-        day = day.pred_opt().expect("invariant: a previous day exists");
-    }
-    day
-}
-
-/// The offset of Italian time from UTC at `instant`, in hours: 2 in summer time (from the
-/// last Sunday of March to the last Sunday of October, at 01:00 UTC), 1 otherwise.
-pub fn italian_offset_hours(instant: DateTime<Utc>) -> i64 {
-    let year = instant.year();
-    let start = last_sunday(year, 3)
-        .and_hms_opt(1, 0, 0)
-        .expect("01:00 exists");
-    let end = last_sunday(year, 10)
-        .and_hms_opt(1, 0, 0)
-        .expect("01:00 exists");
-    let naive = instant.naive_utc();
-    if naive >= start && naive < end { 2 } else { 1 }
-}
-
-/// The instant of `micros` since the epoch.
-fn instant(micros: i64) -> DateTime<Utc> {
-    Utc.timestamp_micros(micros)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
 /// The calendar day in Italy (Europe/Rome) at `micros` since the epoch.
 pub fn italian_date(micros: i64) -> NaiveDate {
-    let at = instant(micros);
-    (at + Duration::hours(italian_offset_hours(at))).date_naive()
+    unione_kit::italy::date_at(micros)
 }
 
 /// The first instant (microseconds since the epoch) after the Italian day `date`.
 pub fn end_of_italian_day(date: NaiveDate) -> i64 {
-    let next = date.succ_opt().unwrap_or(date);
-    let midnight = next
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight exists")
-        .and_utc();
-    // Italian midnight is 23:00 or 22:00 UTC the day before; the offset at 22:00 UTC decides
-    // (the switches happen at 01:00 UTC, never near midnight).
-    let guess = midnight - Duration::hours(2);
-    (midnight - Duration::hours(italian_offset_hours(guess))).timestamp_micros()
+    unione_kit::italy::end_of_day(date)
 }
 
 /// A registration as registered: never changed once stored.
