@@ -5,7 +5,7 @@
 // defined (DOMAIN.md "Quality": anonymous responses).
 import { check, demo, newPage, run, screenshot } from "./lib.mjs";
 import { callGrpc } from "./frontoffice-grpc.mjs";
-import { SARZANA, accessible, errorTiedTo, heading, signInAndChoose, viewText } from "./frontoffice-lib.mjs";
+import { SARZANA, accessible, errorTiedTo, heading, settled, signInAndChoose, viewText } from "./frontoffice-lib.mjs";
 
 const d = demo();
 const operator = d.tokens.operators[SARZANA];
@@ -82,6 +82,7 @@ await run("front office: case, complaint, survey", async (browser) => {
   await page.fill("#answer-text", "Planimetria firmata consegnata allo sportello SUAP");
   await page.getByRole("button", { name: "Invia l'integrazione" }).click();
   await page.locator(".alert.success", { hasText: "Nuovo stato: In lavorazione" }).waitFor();
+  await settled(page);
   text = await viewText(page);
   check(text.includes("Integrazione inviata"), "the history shows the integration");
   await accessible(page, "case-integration-answered");
@@ -100,6 +101,7 @@ await run("front office: case, complaint, survey", async (browser) => {
   await page.fill("#answer-text", "Ridurremo l'area a 12 mq lasciando 2 metri di passaggio");
   await page.getByRole("button", { name: "Invia le osservazioni" }).click();
   await page.locator(".alert.success", { hasText: "Nuovo stato:" }).waitFor();
+  await settled(page);
   const answered = await cases("GetCase", { name });
   check(answered.history.at(-1).action === "CASE_ACTION_ANSWER_REFUSAL_NOTICE", `answered: ${answered.history.at(-1).action}`);
   check(answered.history.at(-1).reason.startsWith("Ridurremo l'area"), "the observations are in the history");

@@ -9,6 +9,12 @@ const PHONE = { width: 390, height: 844 };
 /** Waits until the page rendered a view whose h1 is `title` (a string or RegExp). */
 export async function heading(page, title) {
   await page.locator("#view h1", { hasText: title }).first().waitFor({ timeout: 20000 });
+  await settled(page);
+}
+
+/** Waits until the view finished rendering: a view shows its heading and any confirmation
+ *  at once, and the rest when its data has arrived. */
+export async function settled(page) {
   await page.waitForFunction(() => !document.getElementById("view").hasAttribute("aria-busy"));
 }
 
