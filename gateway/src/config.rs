@@ -48,6 +48,14 @@ pub struct GatewayConfig {
     pub node_connections: usize,
     /// The deadline, in milliseconds, given to routed calls that carry none.
     pub default_deadline_ms: u64,
+    /// Attempts in all for a routed call to a method the proto declares free of side effects
+    /// (`idempotency_level = NO_SIDE_EFFECTS`) when the node cannot be reached or answers
+    /// UNAVAILABLE; 1 turns retries off. Other methods are never retried.
+    pub retry_max_attempts: u32,
+    /// The wait before the first retry, in milliseconds; it doubles for each further one.
+    pub retry_initial_backoff_ms: u64,
+    /// The longest wait between two attempts, in milliseconds.
+    pub retry_max_backoff_ms: u64,
     /// How often the directory is re-read (the file, then the database), in milliseconds.
     pub directory_refresh_ms: u64,
     /// How long the gateway keeps routing on its last good directory when it cannot read a
@@ -169,6 +177,9 @@ impl Default for GatewayConfig {
             calls_per_second_per_comune: 5_000,
             node_connections: 4,
             default_deadline_ms: 30_000,
+            retry_max_attempts: 3,
+            retry_initial_backoff_ms: 50,
+            retry_max_backoff_ms: 1_000,
             directory_refresh_ms: 60_000,
             directory_max_staleness_ms: 600_000,
             benchmark_refresh_ms: 300_000,
@@ -226,6 +237,15 @@ impl GatewayConfig {
     /// The deadline of routed calls that carry none.
     pub fn default_deadline(&self) -> Duration {
         Duration::from_millis(self.default_deadline_ms)
+    }
+
+    /// How routed calls are retried.
+    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy {
+            max_attempts: self.retry_max_attempts,
+            initial_backoff: Duration::from_millis(self.retry_initial_backoff_ms),
+            max_backoff: Duration::from_millis(self.retry_max_backoff_ms),
+        }
     }
 
     /// The directory refresh interval.
@@ -302,6 +322,19 @@ impl Validate for GatewayConfig {
         ensure!(
             self.default_deadline_ms >= 10,
             "default_deadline_ms must be at least 10"
+        );
+        ensure!(
+            (1..=10).contains(&self.retry_max_attempts),
+            "retry_max_attempts must be 1 to 10 (got {})",
+            self.retry_max_attempts
+        );
+        ensure!(
+            self.retry_initial_backoff_ms >= 1
+                && self.retry_max_backoff_ms >= self.retry_initial_backoff_ms,
+            "retry_initial_backoff_ms must be at least 1 and retry_max_backoff_ms at least as \
+             long (got {} and {})",
+            self.retry_initial_backoff_ms,
+            self.retry_max_backoff_ms
         );
         ensure!(
             self.directory_refresh_ms >= 100,

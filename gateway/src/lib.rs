@@ -22,6 +22,7 @@ pub mod directory;
 pub mod live;
 pub mod policy;
 pub mod prober;
+pub mod retry;
 pub mod routing;
 pub mod store;
 pub mod web;
@@ -211,6 +212,7 @@ pub async fn start_on(
         public.clone(),
     ));
     let web_verifier = verifier.clone();
+    let metrics = Metrics::new();
     let proxy = routing::Proxy::new(
         directory,
         Authenticator::new(verifier),
@@ -223,12 +225,14 @@ pub async fn start_on(
             ),
             per_comune: policy::RateLimiter::new(config.calls_per_second_per_comune, "comune"),
             default_deadline: config.default_deadline(),
+            retry: config.retry_policy(),
+            max_message_bytes: config.limits.max_message_bytes,
         },
+        metrics.clone(),
     );
     proxy.notify_measurements(benchmark_changes);
     builder.fallback(proxy);
 
-    let metrics = Metrics::new();
     let (metrics_stop_tx, metrics_stop_rx) = oneshot::channel::<()>();
     let metrics_addr = match config.metrics_addr()? {
         None => None,

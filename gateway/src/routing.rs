@@ -23,6 +23,7 @@ use tonic::{Code, Status};
 use tower::{Service, ServiceExt};
 use unione_kit::ApiError;
 use unione_kit::certs::{Kind, NODE_SUFFIX};
+use unione_kit::metrics::Metrics;
 use unione_kit::names::{ROUTING_HEADER, routing_param};
 use unione_kit::principal::{PRINCIPAL_HEADER, Principal};
 use unione_kit::storage::now_micros;
@@ -34,6 +35,7 @@ use crate::audit::{AuditSink, Entry};
 use crate::directory::{Function, NodeEntry};
 use crate::live::DirectoryHandle;
 use crate::policy::{self, Access, RateLimiter};
+use crate::retry::{self, RetryBudget, RetryPolicy};
 
 /// The function a gRPC method belongs to, read from its package: `/unione.registry.v1.X/Y`
 /// is the registry.
@@ -66,6 +68,8 @@ pub struct NodePool {
     next: AtomicUsize,
     /// Passive outlier detection.
     pub outlier: Outlier,
+    /// The node's retry budget, shared by every call routed to it.
+    pub budget: RetryBudget,
 }
 
 /// Consecutive transport failures of a node, and until when it is ejected.
@@ -117,6 +121,7 @@ impl NodePool {
             channels: (0..size.max(1)).map(|_| endpoint.connect_lazy()).collect(),
             next: AtomicUsize::new(0),
             outlier: Outlier::default(),
+            budget: RetryBudget::default(),
         })
     }
 
@@ -141,6 +146,8 @@ struct State {
     limits: RouteLimits,
     /// Told of every measurement recorded through the gateway (benchmarks refresh on change).
     changes: std::sync::OnceLock<crate::benchmarks::Changes>,
+    /// Where retries are counted.
+    metrics: Metrics,
 }
 
 /// Limits on routed calls.
@@ -154,6 +161,10 @@ pub struct RouteLimits {
     pub per_comune: RateLimiter,
     /// The deadline given to calls that carry none.
     pub default_deadline: Duration,
+    /// How calls to methods without side effects are retried.
+    pub retry: RetryPolicy,
+    /// The largest request message; a request kept for a retry is read up to this size.
+    pub max_message_bytes: usize,
 }
 
 /// What is known of a call as it is routed, for its audit entry.
@@ -167,12 +178,14 @@ struct Attempt {
 }
 
 impl Proxy {
-    /// A proxy over the directory in force, auditing every call into `audit`.
+    /// A proxy over the directory in force, auditing every call into `audit` and counting
+    /// retries in `metrics`.
     pub fn new(
         directory: DirectoryHandle,
         auth: Authenticator,
         audit: AuditSink,
         limits: RouteLimits,
+        metrics: Metrics,
     ) -> Self {
         Self {
             state: Arc::new(State {
@@ -181,6 +194,7 @@ impl Proxy {
                 audit,
                 limits,
                 changes: std::sync::OnceLock::new(),
+                metrics,
             }),
         }
     }
@@ -383,7 +397,6 @@ impl State {
             ))
         })?;
         pool.outlier.check(&provider.node, now_micros())?;
-        let channel = pool.pick();
 
         attempt.node = format!("nodes/{}", provider.node);
         tracing::debug!(method = %path, comune = %istat, node = %provider.node, "routing");
@@ -405,7 +418,12 @@ impl State {
         unione_kit::telemetry::inject_current(request.headers_mut());
         let node = provider.node.clone();
         // A call with no deadline gets the gateway's default, which the node honours too.
-        if !request.headers().contains_key("grpc-timeout")
+        let timeout = request
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(retry::parse_grpc_timeout);
+        if timeout.is_none()
             && let Ok(value) = http::HeaderValue::try_from(format!(
                 "{}m",
                 self.limits.default_deadline.as_millis()
@@ -413,20 +431,139 @@ impl State {
         {
             request.headers_mut().insert("grpc-timeout", value);
         }
-        let outcome = channel.oneshot(request).await;
-        pool.outlier.record(outcome.is_ok(), now_micros());
-        match outcome {
-            Ok(response) => Ok(response),
-            Err(err) => {
-                tracing::warn!(%node, error = %err, "node unreachable");
-                Err(ApiError::unavailable(
-                    "NODE_UNAVAILABLE",
-                    "the node serving this comune cannot be reached; retry later",
-                )
-                .with_metadata("node", node)
-                .into())
-            }
+        let deadline = Instant::now() + timeout.unwrap_or(self.limits.default_deadline);
+        if self.limits.retry.max_attempts > 1 && retry::is_repeatable(&path) {
+            self.send_with_retries(&pool, &node, request, deadline)
+                .await
+        } else {
+            let (outcome, retryable) = send(&pool, &node, request).await;
+            settle(&pool.budget, retryable);
+            outcome
         }
+    }
+
+    /// Sends a call to a method without side effects, and sends it again while its attempts
+    /// fail in a retryable way, the policy allows another attempt, the node's budget has
+    /// tokens, the node is not ejected and the wait fits in the call's deadline (each attempt
+    /// tells the node the time that is left).
+    async fn send_with_retries(
+        &self,
+        pool: &NodePool,
+        node: &str,
+        request: http::Request<Body>,
+        deadline: Instant,
+    ) -> Result<http::Response<Body>, Status> {
+        use http_body_util::BodyExt;
+        let policy = self.limits.retry;
+        let (parts, body) = request.into_parts();
+        // One message and its 5-byte gRPC frame header; a longer body is refused here as the
+        // node would refuse it.
+        let limit = self.limits.max_message_bytes.saturating_add(5);
+        let message = http_body_util::Limited::new(body, limit)
+            .collect()
+            .await
+            .map_err(|err| {
+                if err
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    ApiError::new(
+                        Code::ResourceExhausted,
+                        "MESSAGE_TOO_LARGE",
+                        format!("the request is longer than {limit} bytes"),
+                    )
+                } else {
+                    ApiError::new(
+                        Code::Cancelled,
+                        "REQUEST_INTERRUPTED",
+                        format!("the request could not be read: {err}"),
+                    )
+                }
+            })?
+            .to_bytes();
+        let mut attempt = 1;
+        loop {
+            let mut request =
+                http::Request::new(Body::new(http_body_util::Full::new(message.clone())));
+            *request.method_mut() = parts.method.clone();
+            *request.uri_mut() = parts.uri.clone();
+            *request.version_mut() = parts.version;
+            *request.headers_mut() = parts.headers.clone();
+            if attempt > 1 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if let Ok(value) = http::HeaderValue::try_from(format!("{}u", left.as_micros())) {
+                    request.headers_mut().insert("grpc-timeout", value);
+                }
+            }
+            let (outcome, retryable) = send(pool, node, request).await;
+            let allowed = settle(&pool.budget, retryable);
+            if !retryable {
+                return outcome;
+            }
+            // Why no further attempt is made, if none is.
+            let stop = if attempt >= policy.max_attempts {
+                Some("exhausted")
+            } else if !allowed {
+                Some("throttled")
+            } else {
+                None
+            };
+            let wait = policy.backoff(attempt, rand::random::<f64>());
+            let stop = stop.or_else(|| (Instant::now() + wait >= deadline).then_some("deadline"));
+            if let Some(reason) = stop {
+                self.metrics.event("retry", reason);
+                return outcome;
+            }
+            self.metrics.event("retry", "scheduled");
+            tracing::debug!(%node, attempt, ?wait, "retrying a call without side effects");
+            tokio::time::sleep(wait).await;
+            if pool.outlier.check(node, now_micros()).is_err() {
+                self.metrics.event("retry", "ejected");
+                return outcome;
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// Sends one attempt of a call on the next connection to the node; returns the outcome and
+/// whether it failed in a way worth another attempt: the node could not be reached, or it
+/// answered UNAVAILABLE without running the call (a trailers-only response).
+async fn send(
+    pool: &NodePool,
+    node: &str,
+    request: http::Request<Body>,
+) -> (Result<http::Response<Body>, Status>, bool) {
+    let outcome = pool.pick().oneshot(request).await;
+    pool.outlier.record(outcome.is_ok(), now_micros());
+    match outcome {
+        Ok(response) => {
+            let unavailable = response
+                .headers()
+                .get("grpc-status")
+                .is_some_and(|v| v.as_bytes() == b"14");
+            (Ok(response), unavailable)
+        }
+        Err(err) => {
+            tracing::warn!(%node, error = %err, "node unreachable");
+            let status = ApiError::unavailable(
+                "NODE_UNAVAILABLE",
+                "the node serving this comune cannot be reached; retry later",
+            )
+            .with_metadata("node", node)
+            .into();
+            (Err(status), true)
+        }
+    }
+}
+
+/// Records an attempt in the node's retry budget; true when the budget allows a retry.
+fn settle(budget: &RetryBudget, retryable: bool) -> bool {
+    if retryable {
+        budget.failed()
+    } else {
+        budget.succeeded();
+        true
     }
 }
 

@@ -23,12 +23,19 @@ struct MethodLabels {
     method: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: String,
+    outcome: String,
+}
+
 /// The metrics of one server.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
     requests: Family<CodeLabels, Counter>,
     latency: Family<MethodLabels, Histogram>,
+    events: Family<EventLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -58,10 +65,17 @@ impl Metrics {
             "gRPC request latency by method",
             latency.clone(),
         );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events",
+            "Notable events of a server by kind and outcome (e.g. event=retry outcome=throttled)",
+            events.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests,
             latency,
+            events,
         }
     }
 
@@ -78,6 +92,16 @@ impl Metrics {
                 method: method.to_owned(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one `event` with its `outcome`.
+    pub fn event(&self, event: &str, outcome: &str) {
+        self.events
+            .get_or_create(&EventLabels {
+                event: event.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition.
