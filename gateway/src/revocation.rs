@@ -261,7 +261,7 @@ impl tower::Service<http::Uri> for NodeConnector {
                 Err(_) => Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
-                        "node {} at {}: no connection within {} ms",
+                        "node {} at {}: no answer within {} ms while connecting (TCP and TLS)",
                         this.node,
                         this.address,
                         this.timeout.as_millis()
