@@ -384,6 +384,7 @@ fn run_case(n: usize, options: &Options) -> anyhow::Result<Case> {
                 })
             })
             .collect(),
+        revoked_certificates: Vec::new(),
     };
     let file = root.join("directory.toml");
     std::fs::write(&file, toml::to_string(&directory)?)?;

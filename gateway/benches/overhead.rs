@@ -833,6 +833,7 @@ fn main() -> anyhow::Result<()> {
                 node: NODE_ID.to_owned(),
             })
             .collect(),
+        revoked_certificates: Vec::new(),
     };
     let directory_path = root.join("directory.toml");
     std::fs::write(&directory_path, toml::to_string(&directory)?)?;

@@ -25,7 +25,19 @@
 //! comune = "011027"
 //! function = "registry"   # registry | payments | quality
 //! node = "sarzana"
+//!
+//! # Optional: certificates no gateway may trust any more, though the CA signed them.
+//! [[revoked_certificates]]
+//! fingerprint = "sha256:3f1c...e9"  # 64 lowercase hex digits: `unione certs fingerprint cert.pem`
+//! node = "sarzana"                  # whose it was; the node need not be listed any more
+//! reason = "key compromise"
+//! revoked_at = "2026-12-06"         # a calendar date, YYYY-MM-DD
 //! ```
+//!
+//! A revoked certificate is refused on both paths through the gateway: the gateway does not
+//! complete a handshake with a node presenting it, and refuses a node calling through the
+//! gateway with it (UNAUTHENTICATED, `CERTIFICATE_REVOKED`). Revocations are part of the
+//! content hash, so listing one makes a new, audited directory version.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -144,6 +156,24 @@ pub struct ProvisionEntry {
     pub node: String,
 }
 
+/// A revoked certificate, as written in the directory file and as validated: whatever the CA
+/// signed, no gateway trusts a certificate with this fingerprint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokedCertificate {
+    /// `sha256:` and the 64 lowercase hex digits of the SHA-256 of the certificate's DER
+    /// ([`unione_kit::tls::fingerprint`], `unione certs fingerprint`).
+    pub fingerprint: String,
+    /// The node whose certificate it was. It must be a well-formed node id but need not be
+    /// listed: a node removed from the directory stays revoked.
+    pub node: String,
+    /// Why, e.g. `key compromise`.
+    pub reason: String,
+    /// When it was revoked, a calendar date `YYYY-MM-DD`. The revocation applies as soon as
+    /// the directory lists it, whatever the date.
+    pub revoked_at: String,
+}
+
 /// The directory file (`directory.toml`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +187,9 @@ pub struct DirectoryFile {
     /// Which node provides which function for which comune.
     #[serde(default)]
     pub provisions: Vec<ProvisionEntry>,
+    /// Certificates no gateway may trust any more.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_certificates: Vec<RevokedCertificate>,
 }
 
 /// A checked provision.
@@ -171,7 +204,7 @@ pub struct Provision {
 }
 
 /// A validated directory: members sorted by ISTAT code, nodes by id, provisions by comune
-/// and function.
+/// and function, revoked certificates by fingerprint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Directory {
     /// The members, by ISTAT code.
@@ -180,6 +213,10 @@ pub struct Directory {
     pub nodes: Vec<NodeEntry>,
     /// The provisions, by comune then function.
     pub provisions: Vec<Provision>,
+    /// The revoked certificates, by fingerprint. Left out of the canonical form when there is
+    /// none, so a directory without revocations keeps the hash it had before they existed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub revoked_certificates: Vec<RevokedCertificate>,
 }
 
 /// Why a directory was refused. Each names the entry at fault.
@@ -282,6 +319,24 @@ pub enum DirectoryError {
         function: String,
         /// The node given.
         node: String,
+    },
+    /// A revoked certificate entry is malformed.
+    #[error("revoked_certificates[{index}] ({fingerprint}): {field} {problem}")]
+    InvalidRevocation {
+        /// Position in the file.
+        index: usize,
+        /// The fingerprint given.
+        fingerprint: String,
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The same certificate is revoked twice.
+    #[error("revoked certificate {fingerprint} is listed twice")]
+    DuplicateRevocation {
+        /// The fingerprint.
+        fingerprint: String,
     },
     /// Two providers for the same comune and function.
     #[error("comune {comune} has two providers of {function}: {first} and {second}")]
@@ -386,7 +441,23 @@ impl DirectoryFile {
             }
         }
 
+        let mut revoked = BTreeMap::<&str, &RevokedCertificate>::new();
+        for (index, r) in self.revoked_certificates.iter().enumerate() {
+            check_revocation(r).map_err(|(field, problem)| DirectoryError::InvalidRevocation {
+                index,
+                fingerprint: r.fingerprint.clone(),
+                field,
+                problem: problem.to_owned(),
+            })?;
+            if revoked.insert(&r.fingerprint, r).is_some() {
+                return Err(DirectoryError::DuplicateRevocation {
+                    fingerprint: r.fingerprint.clone(),
+                });
+            }
+        }
+
         Ok(Directory {
+            revoked_certificates: revoked.into_values().cloned().collect(),
             members: members.into_values().cloned().collect(),
             nodes: nodes.into_values().cloned().collect(),
             provisions: provisions
@@ -429,9 +500,18 @@ impl Directory {
         &self.provisions[start..end]
     }
 
+    /// The revocation of the certificate with this fingerprint (`sha256:...`), if revoked.
+    pub fn revocation(&self, fingerprint: &str) -> Option<&RevokedCertificate> {
+        self.revoked_certificates
+            .binary_search_by(|r| r.fingerprint.as_str().cmp(fingerprint))
+            .ok()
+            .and_then(|i| self.revoked_certificates.get(i))
+    }
+
     /// Back to the file form, e.g. to write it out.
     pub fn to_file(&self) -> DirectoryFile {
         DirectoryFile {
+            revoked_certificates: self.revoked_certificates.clone(),
             members: self.members.clone(),
             nodes: self.nodes.clone(),
             provisions: self
@@ -502,6 +582,42 @@ fn check_member(m: &MemberEntry) -> Result<(), DirectoryError> {
     Ok(())
 }
 
+/// Checks one revoked certificate entry: the field at fault and what is wrong with it.
+fn check_revocation(r: &RevokedCertificate) -> Result<(), (&'static str, &'static str)> {
+    let digits = r
+        .fingerprint
+        .strip_prefix(unione_kit::tls::FINGERPRINT_PREFIX)
+        .ok_or((
+            "fingerprint",
+            "must be `sha256:` and 64 lowercase hex digits (`unione certs fingerprint cert.pem`)",
+        ))?;
+    if digits.len() != 64
+        || !digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err((
+            "fingerprint",
+            "must be `sha256:` and 64 lowercase hex digits (`unione certs fingerprint cert.pem`)",
+        ));
+    }
+    if !is_node_id(&r.node) {
+        return Err((
+            "node",
+            "must be a node id: lowercase letters, digits and dashes",
+        ));
+    }
+    if r.reason.trim().is_empty() {
+        return Err(("reason", "is empty: say why the certificate is revoked"));
+    }
+    if r.revoked_at.len() != 10
+        || chrono::NaiveDate::parse_from_str(&r.revoked_at, "%Y-%m-%d").is_err()
+    {
+        return Err(("revoked_at", "must be a calendar date YYYY-MM-DD"));
+    }
+    Ok(())
+}
+
 /// Checks `https://host:port` with nothing after the port.
 fn check_endpoint(endpoint: &str) -> Result<(), String> {
     let uri: http::Uri = endpoint.parse().map_err(|_| "not a URI".to_owned())?;
@@ -566,6 +682,16 @@ mod tests {
                 provision("011001", "registry", "sarzana"),
                 provision("011027", "payments", "sarzana"),
             ],
+            revoked_certificates: Vec::new(),
+        }
+    }
+
+    fn revoked(digit: char, node: &str) -> RevokedCertificate {
+        RevokedCertificate {
+            fingerprint: format!("sha256:{}", digit.to_string().repeat(64)),
+            node: node.into(),
+            reason: "key compromise".into(),
+            revoked_at: "2026-12-06".into(),
         }
     }
 
@@ -800,5 +926,158 @@ mod tests {
             changed.validate().expect("valid").content_hash()
         );
         assert_eq!(a.to_file().validate().expect("valid"), a);
+    }
+
+    /// A revocation may name a node that is no longer listed (it stays revoked), and the
+    /// documented format parses; entries are sorted and looked up by fingerprint.
+    #[test]
+    fn revoked_certificates_are_validated_and_sorted() {
+        let mut file = valley();
+        file.revoked_certificates = vec![revoked('b', "sarzana"), revoked('a', "luni")];
+        let d = file.validate().expect("valid");
+        let prints: Vec<&str> = d
+            .revoked_certificates
+            .iter()
+            .map(|r| r.fingerprint.as_str())
+            .collect();
+        assert_eq!(
+            prints,
+            [revoked('a', "").fingerprint, revoked('b', "").fingerprint]
+        );
+        assert_eq!(
+            d.revocation(&revoked('b', "").fingerprint)
+                .map(|r| r.node.as_str()),
+            Some("sarzana")
+        );
+        assert!(d.revocation(&revoked('c', "").fingerprint).is_none());
+        assert_eq!(d.to_file().validate().expect("valid"), d);
+
+        let written = format!(
+            "[[members]]\nistat = \"011027\"\nname = \"Sarzana\"\n\
+             [[revoked_certificates]]\nfingerprint = \"sha256:{}\"\nnode = \"luni\"\n\
+             reason = \"key compromise\"\nrevoked_at = \"2026-12-06\"\n",
+            "0123456789abcdef".repeat(4)
+        );
+        let d = DirectoryFile::parse(&written)
+            .expect("the documented format parses")
+            .validate()
+            .expect("and is valid");
+        assert_eq!(d.revoked_certificates[0].node, "luni");
+
+        let err = DirectoryFile::parse(&written.replace("reason =", "cause ="))
+            .expect_err("unknown keys are refused in revocations too");
+        assert!(matches!(err, DirectoryError::Parse(_)), "{err}");
+    }
+
+    #[test]
+    fn malformed_revocations_are_refused_naming_the_entry() {
+        let good = revoked('a', "luni");
+        let cases: [(&str, RevokedCertificate); 9] = [
+            (
+                "fingerprint",
+                RevokedCertificate {
+                    fingerprint: "a".repeat(64),
+                    ..good.clone()
+                },
+            ),
+            (
+                "fingerprint",
+                RevokedCertificate {
+                    fingerprint: format!("sha1:{}", "a".repeat(64)),
+                    ..good.clone()
+                },
+            ),
+            (
+                "fingerprint",
+                RevokedCertificate {
+                    fingerprint: format!("sha256:{}", "A".repeat(64)),
+                    ..good.clone()
+                },
+            ),
+            (
+                "fingerprint",
+                RevokedCertificate {
+                    fingerprint: format!("sha256:{}", "a".repeat(63)),
+                    ..good.clone()
+                },
+            ),
+            (
+                "fingerprint",
+                RevokedCertificate {
+                    fingerprint: format!("sha256:{}", "g".repeat(64)),
+                    ..good.clone()
+                },
+            ),
+            (
+                "node",
+                RevokedCertificate {
+                    node: "Luni".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "reason",
+                RevokedCertificate {
+                    reason: " ".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "revoked_at",
+                RevokedCertificate {
+                    revoked_at: "06/12/2026".into(),
+                    ..good.clone()
+                },
+            ),
+            (
+                "revoked_at",
+                RevokedCertificate {
+                    revoked_at: "2026-02-30".into(),
+                    ..good.clone()
+                },
+            ),
+        ];
+        for (field, bad) in cases {
+            let mut file = valley();
+            file.revoked_certificates = vec![revoked('b', "sarzana"), bad.clone()];
+            let err = file.validate().expect_err("malformed revocation");
+            assert!(
+                matches!(&err, DirectoryError::InvalidRevocation { index: 1, field: f, fingerprint, .. }
+                    if *f == field && *fingerprint == bad.fingerprint),
+                "{bad:?}: {err}"
+            );
+            assert!(
+                err.to_string().starts_with("revoked_certificates[1] ("),
+                "{err}"
+            );
+        }
+
+        let mut file = valley();
+        file.revoked_certificates = vec![good.clone(), revoked('a', "sarzana")];
+        assert_eq!(
+            file.validate(),
+            Err(DirectoryError::DuplicateRevocation {
+                fingerprint: good.fingerprint
+            })
+        );
+    }
+
+    /// A revocation is content: it makes a new version. A directory with none keeps the hash it
+    /// had before revocations existed (the canonical form leaves the empty list out).
+    #[test]
+    fn revocations_change_the_hash() {
+        let plain = valley().validate().expect("valid");
+        let canonical =
+            serde_json::to_string(&("unione.directory.v1", &plain)).expect("plain data");
+        assert!(!canonical.contains("revoked_certificates"), "{canonical}");
+        let mut file = valley();
+        file.revoked_certificates.push(revoked('a', "sarzana"));
+        let with = file.validate().expect("valid");
+        assert_ne!(plain.content_hash(), with.content_hash());
+        file.revoked_certificates[0].reason = "superseded".into();
+        assert_ne!(
+            with.content_hash(),
+            file.validate().expect("valid").content_hash()
+        );
     }
 }

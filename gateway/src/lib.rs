@@ -9,6 +9,8 @@
 //!   reports each member's health ([`prober`]).
 //! - Routes every other call (any `unione.<function>.v1` method) by the comune in its routing
 //!   header to the node that provides that function for it, over mutual TLS ([`routing`]).
+//! - Refuses certificates the directory revokes, of nodes it dials and of nodes calling
+//!   through it ([`revocation`]).
 //!
 //! Three hops from an RPC to its data: [`api`] (handlers, token check) reads the
 //! [`store::Snapshot`] that [`store`] read from SQL; [`directory`] holds the rules of the file.
@@ -23,6 +25,7 @@ pub mod live;
 pub mod policy;
 pub mod prober;
 pub mod retry;
+pub mod revocation;
 pub mod routing;
 pub mod store;
 pub mod web;

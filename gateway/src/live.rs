@@ -4,10 +4,12 @@
 //! A refresher re-reads the directory file (a changed file becomes a new, audited version in
 //! the database) and the database every `directory_refresh_ms`. A new version is installed
 //! without a restart: channels to nodes whose endpoint did not change are kept, so calls in
-//! flight are not dropped; probes restart for the new set of nodes. If the directory cannot be
-//! read, the gateway keeps serving from the last good one, but only for
-//! `directory_max_staleness_ms`: after that it refuses routed calls (UNAVAILABLE,
-//! `DIRECTORY_STALE`) rather than trust a directory that may miss a revocation.
+//! flight are not dropped; probes restart for the new set of nodes. When the revoked
+//! certificates change, every channel is new (and verifies nodes against the new list), while
+//! calls in flight finish on the old ones. If the directory cannot be read, the gateway keeps
+//! serving from the last good one, but only for `directory_max_staleness_ms`: after that it
+//! refuses routed calls (UNAVAILABLE, `DIRECTORY_STALE`) rather than trust a directory that may
+//! miss a revocation.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,6 +27,7 @@ use unione_kit::{ApiError, Database};
 use crate::audit::{AuditSink, Entry};
 use crate::directory::DirectoryFile;
 use crate::prober::{self, HealthBoard, Timing};
+use crate::revocation::NodeDialer;
 use crate::routing::NodePool;
 use crate::store::{self, Snapshot};
 
@@ -103,13 +106,18 @@ pub fn check_fresh(last_ok: i64, now: i64, max_staleness: Duration) -> Result<()
 }
 
 /// Builds the connection pools for `snapshot` (`size` connections per node), reusing those of
-/// `previous` whose endpoint is unchanged.
+/// `previous` whose endpoint is unchanged, unless the revoked certificates changed: then every
+/// pool is new, so no connection verified before a revocation serves new calls (calls in
+/// flight finish on the old channels, which live until they are dropped).
 pub fn live(
     snapshot: Arc<Snapshot>,
     tls: &TlsFiles,
     size: usize,
     previous: Option<&Live>,
 ) -> anyhow::Result<Live> {
+    let revoked = &snapshot.directory.revoked_certificates;
+    let previous = previous.filter(|p| p.snapshot.directory.revoked_certificates == *revoked);
+    let mut dialer = None;
     let mut pools = HashMap::new();
     for node in &snapshot.directory.nodes {
         let kept = previous
@@ -118,7 +126,15 @@ pub fn live(
             .cloned();
         let pool = match kept {
             Some(pool) => pool,
-            None => Arc::new(NodePool::connect(node, tls, size)?),
+            None => {
+                let dialer = match &mut dialer {
+                    Some(dialer) => dialer,
+                    None => {
+                        dialer.insert(NodeDialer::new(tls, revoked).context("TLS to the nodes")?)
+                    }
+                };
+                Arc::new(NodePool::connect(node, dialer, size)?)
+            }
         };
         pools.insert(node.node_id.clone(), pool);
     }

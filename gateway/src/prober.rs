@@ -4,9 +4,11 @@
 //! of every (comune, function) the directory assigns to it.
 //!
 //! The gateway dials a node only as `{node_id}.nodes.unione.internal` and only trusts the
-//! federation CA, so a node presenting another CA's certificate, or another node's, fails the
-//! handshake and shows NOT_SERVING with the reason. One task per node, each probe bounded by
-//! `probe_timeout_ms`: a dead node never delays the others' results.
+//! federation CA, so a node presenting another CA's certificate, or another node's, or one the
+//! directory revokes ([`crate::revocation`]), fails the handshake and shows NOT_SERVING with
+//! the reason. Probes restart with new channels for each directory version, so a revocation
+//! applies to them at once. One task per node, each probe bounded by `probe_timeout_ms`: a
+//! dead node never delays the others' results.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -15,17 +17,17 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus as HealthStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tracing::Instrument;
-use unione_kit::certs::Kind;
 use unione_kit::tls::TlsFiles;
 use unione_proto::federation::v1::node_service_client::NodeServiceClient;
 use unione_proto::federation::v1::{GetNodeInfoRequest, NodeInfo, ServingStatus};
 
 use crate::directory::{Directory, Function};
+use crate::revocation::NodeDialer;
 
 /// The last probe of one function of one comune.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,23 +112,25 @@ pub fn spawn(
             .or_default()
             .push((p.comune.clone(), p.function));
     }
+    let mut dialer = None;
     for node in &directory.nodes {
         let Some(provisions) = by_node.remove(node.node_id.as_str()) else {
             tracing::info!(node = %node.node_id, "node provides nothing: not probed");
             continue;
         };
-        let client_tls = tls
-            .mutual_client(&Kind::Node.identity(&node.node_id))
-            .context("loading the gateway's TLS files")?;
-        let channel = Endpoint::from_shared(node.endpoint.clone())
-            .with_context(|| format!("node {}: endpoint {}", node.node_id, node.endpoint))?
-            .tls_config(client_tls)
-            .with_context(|| format!("node {}: TLS configuration", node.node_id))?
-            .connect_timeout(timing.timeout)
+        let dialer = match &mut dialer {
+            Some(dialer) => dialer,
+            None => dialer.insert(
+                NodeDialer::new(tls, &directory.revoked_certificates)
+                    .context("loading the gateway's TLS files")?,
+            ),
+        };
+        let (endpoint, connector) = dialer.endpoint(node, timing.timeout)?;
+        let channel = endpoint
             .timeout(timing.timeout)
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
-            .connect_lazy();
+            .connect_with_connector_lazy(connector);
         let target = Target {
             node_id: node.node_id.clone(),
             channel,

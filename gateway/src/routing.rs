@@ -16,18 +16,16 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use tonic::body::Body;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tower::{Service, ServiceExt};
 use unione_kit::ApiError;
-use unione_kit::certs::{Kind, NODE_SUFFIX};
+use unione_kit::certs::NODE_SUFFIX;
 use unione_kit::metrics::Metrics;
 use unione_kit::names::{ROUTING_HEADER, routing_param};
 use unione_kit::principal::{PRINCIPAL_HEADER, Principal};
 use unione_kit::storage::now_micros;
-use unione_kit::tls::TlsFiles;
 use unione_kit::token::{Claims, Role};
 
 use crate::api::Authenticator;
@@ -36,6 +34,7 @@ use crate::directory::{Function, NodeEntry};
 use crate::live::DirectoryHandle;
 use crate::policy::{self, Access, RateLimiter};
 use crate::retry::{self, RetryBudget, RetryPolicy};
+use crate::revocation::NodeDialer;
 
 /// The function a gRPC method belongs to, read from its package: `/unione.registry.v1.X/Y`
 /// is the registry.
@@ -105,20 +104,18 @@ impl Outlier {
 }
 
 impl NodePool {
-    /// `size` lazily connected mutual-TLS channels to `node`, verifying its identity.
-    pub fn connect(node: &NodeEntry, tls: &TlsFiles, size: usize) -> anyhow::Result<Self> {
-        let config = tls.mutual_client(&Kind::Node.identity(&node.node_id))?;
-        let endpoint = Endpoint::from_shared(node.endpoint.clone())
-            .with_context(|| format!("node {}: endpoint", node.node_id))?
-            .tls_config(config)
-            .with_context(|| format!("node {}: TLS", node.node_id))?
-            .connect_timeout(Duration::from_secs(2))
+    /// `size` lazily connected mutual-TLS channels to `node`, verifying its identity and
+    /// refusing a certificate the directory revokes ([`NodeDialer`]).
+    pub fn connect(node: &NodeEntry, dialer: &NodeDialer, size: usize) -> anyhow::Result<Self> {
+        let (endpoint, connector) = dialer.endpoint(node, Duration::from_secs(2))?;
+        let endpoint = endpoint
             .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .tcp_nodelay(true);
+            .keep_alive_timeout(Duration::from_secs(10));
         Ok(Self {
             endpoint: node.endpoint.clone(),
-            channels: (0..size.max(1)).map(|_| endpoint.connect_lazy()).collect(),
+            channels: (0..size.max(1))
+                .map(|_| endpoint.connect_with_connector_lazy(connector.clone()))
+                .collect(),
             next: AtomicUsize::new(0),
             outlier: Outlier::default(),
             budget: RetryBudget::default(),
@@ -319,6 +316,17 @@ impl State {
             )
         })?;
         let header = request.headers().get("authorization").map(|v| v.as_bytes());
+        // A revoked client certificate is refused before anything else is looked at, and the
+        // refusal is audited under the node whose certificate it was.
+        let revoked = &self.directory.snapshot().directory.revoked_certificates;
+        if !revoked.is_empty()
+            && let Some(peer) = unione_kit::tls::http_peer_cert(&request)
+            && let Some(r) = crate::revocation::revocation(revoked, &peer)
+        {
+            attempt.principal = format!("{NODE_PRINCIPAL_PREFIX}{}", r.node);
+            attempt.role = "node".to_owned();
+            return Err(crate::revocation::refusal(r).into());
+        }
         // A node calling through the gateway (the quality office reading its sibling
         // services) comes with its own certificate and no token.
         let calling_node = header

@@ -1,6 +1,6 @@
-//! Storage of the directory: the tables `members`, `nodes` and `provisions` hold the current
-//! directory, and `directory_versions` the history of what was loaded (version, time, content
-//! hash). Loading replaces the whole directory in one write transaction, and only when its
+//! Storage of the directory: the tables `members`, `nodes`, `provisions` and
+//! `revoked_certificates` hold the current directory, and `directory_versions` the history of
+//! what was loaded (version, time, content hash, how many entries of each kind). Loading replaces the whole directory in one write transaction, and only when its
 //! content hash differs from the current version's.
 
 use anyhow::Context;
@@ -8,7 +8,9 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use unione_kit::Database;
 use unione_kit::storage::{Backend, Migrations};
 
-use crate::directory::{Directory, Function, MemberEntry, NodeEntry, Provision};
+use crate::directory::{
+    Directory, Function, MemberEntry, NodeEntry, Provision, RevokedCertificate,
+};
 
 /// The gateway's migrations.
 pub fn migrations() -> Migrations {
@@ -85,15 +87,20 @@ pub async fn load(db: &Database, directory: &Directory, source: &str) -> anyhow:
         .await?;
     sqlx::query("DELETE FROM nodes").execute(&mut *tx).await?;
     sqlx::query("DELETE FROM members").execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM revoked_certificates")
+        .execute(&mut *tx)
+        .await?;
     insert_members(&mut tx, &directory.members).await?;
     insert_nodes(&mut tx, &directory.nodes).await?;
     insert_provisions(&mut tx, &directory.provisions).await?;
+    insert_revocations(&mut tx, &directory.revoked_certificates).await?;
 
     let version = current_version + 1;
     sqlx::query(
         "INSERT INTO directory_versions \
-         (version, loaded_at, content_hash, source, members, nodes, provisions) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         (version, loaded_at, content_hash, source, members, nodes, provisions, \
+         revoked_certificates) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(version)
     .bind(unione_kit::storage::now_micros())
@@ -102,6 +109,7 @@ pub async fn load(db: &Database, directory: &Directory, source: &str) -> anyhow:
     .bind(count(directory.members.len()))
     .bind(count(directory.nodes.len()))
     .bind(count(directory.provisions.len()))
+    .bind(count(directory.revoked_certificates.len()))
     .execute(&mut *tx)
     .await?;
     tx.commit().await.context("committing the directory")?;
@@ -205,6 +213,26 @@ async fn insert_provisions(
     Ok(())
 }
 
+async fn insert_revocations(
+    tx: &mut Transaction<'static, Any>,
+    revoked: &[RevokedCertificate],
+) -> Result<(), sqlx::Error> {
+    const COLUMNS: &[&str] = &["fingerprint", "node", "reason", "revoked_at"];
+    for chunk in revoked.chunks(ROWS_PER_INSERT) {
+        let sql = insert_sql("revoked_certificates", COLUMNS, chunk.len());
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for r in chunk {
+            query = query
+                .bind(r.fingerprint.clone())
+                .bind(r.node.clone())
+                .bind(r.reason.clone())
+                .bind(r.revoked_at.clone());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Reads the current directory and its version.
 pub async fn snapshot(db: &Database) -> anyhow::Result<Snapshot> {
     let pool = db.pool();
@@ -263,6 +291,24 @@ pub async fn snapshot(db: &Database) -> anyhow::Result<Snapshot> {
             node: row.try_get("node")?,
         });
     }
+    for row in sqlx::query("SELECT fingerprint, node, reason, revoked_at FROM revoked_certificates")
+        .fetch_all(pool)
+        .await?
+    {
+        snapshot
+            .directory
+            .revoked_certificates
+            .push(RevokedCertificate {
+                fingerprint: row.try_get("fingerprint")?,
+                node: row.try_get("node")?,
+                reason: row.try_get("reason")?,
+                revoked_at: row.try_get("revoked_at")?,
+            });
+    }
+    snapshot
+        .directory
+        .revoked_certificates
+        .sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
     // Sorted here rather than in SQL: the function order is the enum's, not the text's.
     snapshot.directory.provisions.sort();
     // Byte order in Rust; PostgreSQL may collate text otherwise.
@@ -317,6 +363,7 @@ mod tests {
                     })
                 })
                 .collect(),
+            revoked_certificates: Vec::new(),
         }
     }
 
@@ -428,6 +475,57 @@ mod tests {
             let s = snapshot(&t.db).await.expect("reads");
             assert_eq!(s.directory.members.len(), 1_203, "{}", t.label);
             assert_eq!(s.directory, big, "{}", t.label);
+        }
+    }
+
+    /// A revocation is stored with the directory, makes a new version that counts it, reads
+    /// back equal, and goes when a later version no longer lists it.
+    #[tokio::test]
+    async fn revocations_are_stored_and_versioned() {
+        for t in testing::all().await {
+            migrated(&t).await;
+            let label = t.label;
+            load(&t.db, &file(21_800).validate().expect("valid"), "a.toml")
+                .await
+                .expect("loads");
+            let mut revoking = file(21_800);
+            revoking.revoked_certificates = ["b", "a"]
+                .into_iter()
+                .map(|digit| RevokedCertificate {
+                    fingerprint: format!("sha256:{}", digit.repeat(64)),
+                    // A node no longer listed: its certificate stays revoked.
+                    node: if digit == "a" { "luni" } else { "sarzana" }.into(),
+                    reason: "key compromise".into(),
+                    revoked_at: "2026-12-06".into(),
+                })
+                .collect();
+            let revoking = revoking.validate().expect("valid");
+            let loaded = load(&t.db, &revoking, "a.toml").await.expect("loads");
+            assert_eq!(
+                loaded,
+                Loaded {
+                    version: 2,
+                    changed: true
+                },
+                "{label}: a revocation is a new version"
+            );
+            let s = snapshot(&t.db).await.expect("reads");
+            assert_eq!(s.directory, revoking, "{label}");
+            assert_eq!(s.content_hash, revoking.content_hash(), "{label}");
+            let counted: Vec<i64> = sqlx::query_scalar(
+                "SELECT revoked_certificates FROM directory_versions ORDER BY version",
+            )
+            .fetch_all(t.db.pool())
+            .await
+            .expect("reads the versions");
+            assert_eq!(counted, [0, 2], "{label}: the versions show the revocation");
+
+            load(&t.db, &file(21_800).validate().expect("valid"), "a.toml")
+                .await
+                .expect("loads");
+            let s = snapshot(&t.db).await.expect("reads");
+            assert_eq!(s.version, 3, "{label}");
+            assert!(s.directory.revoked_certificates.is_empty(), "{label}");
         }
     }
 

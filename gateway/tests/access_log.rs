@@ -114,6 +114,7 @@ async fn reads_through_the_gateway_are_logged_with_their_purpose() {
             function: "registry".to_owned(),
             node: "sarzana".to_owned(),
         }],
+        revoked_certificates: Vec::new(),
     };
     let file = root.join("directory.toml");
     std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");

@@ -121,6 +121,7 @@ async fn federation(
             },
         ],
         provisions: Vec::new(),
+        revoked_certificates: Vec::new(),
     };
     let mut provide = |comuni: &[&str], node: &str| {
         for istat in comuni {

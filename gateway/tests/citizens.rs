@@ -186,6 +186,7 @@ async fn a_citizen_acts_on_their_own_data_and_nobody_elses() {
                 node: "sarzana".to_owned(),
             })
             .collect(),
+        revoked_certificates: Vec::new(),
     };
     let file = root.join("directory.toml");
     std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");

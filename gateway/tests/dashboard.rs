@@ -157,6 +157,7 @@ async fn the_csv_equals_the_comparison_row_by_row() {
                 node: "valle".to_owned(),
             })
             .collect(),
+        revoked_certificates: Vec::new(),
     };
     let path = root.join("directory.toml");
     std::fs::write(&path, toml::to_string(&file).expect("toml")).expect("written");

@@ -359,6 +359,7 @@ async fn federation_health_follows_the_nodes() {
             provision(ARCOLA, "registry", "arcola"),
             provision(BOLANO, "registry", "bolano"),
         ],
+        revoked_certificates: Vec::new(),
     };
     let directory_path = dir.path().join("directory.toml");
     std::fs::write(
@@ -620,6 +621,7 @@ async fn restarting_keeps_the_directory_version_until_the_file_changes() {
         members: vec![member(SARZANA, "Sarzana")],
         nodes: Vec::new(),
         provisions: Vec::new(),
+        revoked_certificates: Vec::new(),
     };
     let path = dir.path().join("directory.toml");
     std::fs::write(&path, toml::to_string(&directory).expect("toml")).expect("written");
@@ -723,6 +725,7 @@ async fn the_directory_changes_at_run_time() {
             endpoint: format!("https://{first_addr}"),
         }],
         provisions: vec![provision(SARZANA, "registry", "sarzana")],
+        revoked_certificates: Vec::new(),
     };
     let path = dir.path().join("directory.toml");
     std::fs::write(&path, toml::to_string(&directory).expect("toml")).expect("written");

@@ -149,6 +149,7 @@ impl Federation {
                     node: "sarzana".into(),
                 },
             ],
+            revoked_certificates: Vec::new(),
         };
         let file = root.join("directory.toml");
         std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");

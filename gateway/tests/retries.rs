@@ -102,6 +102,7 @@ async fn reads_survive_a_node_restart_and_writes_are_never_repeated() {
                 node: "sarzana".to_owned(),
             })
             .collect(),
+        revoked_certificates: Vec::new(),
     };
     let file = root.join("directory.toml");
     std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");

@@ -119,6 +119,7 @@ async fn directory_changes_and_a_dead_node_do_not_fail_other_calls() {
             provisions(AMEGLIA, "ameglia"),
         ]
         .concat(),
+        revoked_certificates: Vec::new(),
     };
     let file = root.join("directory.toml");
     std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");

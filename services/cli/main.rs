@@ -135,6 +135,13 @@ enum CertsAction {
         #[arg(long)]
         id: String,
     },
+    /// Print the fingerprint of a certificate (`sha256:` and the SHA-256 of its DER, in
+    /// lowercase hex), as the directory's `[[revoked_certificates]]` entries name it. With a
+    /// chain, the first certificate (the holder's) is the one printed.
+    Fingerprint {
+        /// The certificate (PEM), e.g. `certs/nodes/luni.pem`.
+        cert: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -226,6 +233,14 @@ async fn async_main(cli: Cli) -> anyhow::Result<()> {
                     issued.cert.display(),
                     issued.key.display()
                 );
+                Ok(())
+            }
+            CertsAction::Fingerprint { cert } => {
+                let pem =
+                    std::fs::read(&cert).with_context(|| format!("reading {}", cert.display()))?;
+                let chain = unione_kit::tls::pem_certificates(&pem)
+                    .with_context(|| format!("the certificate {}", cert.display()))?;
+                println!("{}", unione_kit::tls::fingerprint(chain[0].as_ref()));
                 Ok(())
             }
         },
