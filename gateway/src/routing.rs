@@ -379,15 +379,15 @@ impl State {
         self.directory.check_fresh()?;
         let live = self.directory.current();
         let directory = &live.snapshot.directory;
-        if !directory.members.iter().any(|m| m.istat == istat.as_str()) {
+        if directory.member(istat.as_str()).is_none() {
             return Err(ApiError::not_found(ROUTING_HEADER, &istat.resource_name())
                 .with_metadata("reason_detail", "not a member of the federation")
                 .into());
         }
         let provider = directory
-            .provisions
+            .provisions_of(istat.as_str())
             .iter()
-            .find(|p| p.comune == istat.as_str() && p.function == function)
+            .find(|p| p.function == function)
             .ok_or_else(|| {
                 ApiError::failed_precondition(
                     "FUNCTION_NOT_PROVIDED",
