@@ -9,8 +9,11 @@
 //! - **nginx**: through Debian's nginx `grpc_pass`, with the same TLS to the node (a client
 //!   certificate from the CA, the node's identity verified), upstream connections kept alive.
 //!
-//! Methods: a trivial one (`KpiService/GetKpi` of a standard KPI: no database) and one that
-//! reads the database (`ResidentService/GetResident` of a resident seeded through the gateway).
+//! Methods: a trivial one (`KpiService/GetKpi` of a standard KPI: no database), one that reads
+//! the database (`KpiService/ListMeasurements` of a KPI with one measurement seeded through the
+//! gateway), and one that reads personal data (`ResidentService/GetResident` of a resident
+//! seeded through the gateway), which also writes the registry's access-log entry for the
+//! read.
 //! Every response's grpc-status is checked, and its body's resource name; a path with any error
 //! is reported as failed.
 //!
@@ -45,8 +48,11 @@ use unione_kit::{ComuneProfile, Istat};
 use unione_node::config::ServedComune;
 use unione_node::{Function, NodeConfig};
 use unione_proto::google::r#type::Date;
-use unione_proto::quality::v1::GetKpiRequest;
 use unione_proto::quality::v1::kpi_service_client::KpiServiceClient;
+use unione_proto::quality::v1::measurement::Status as MeasurementStatus;
+use unione_proto::quality::v1::{
+    CreateMeasurementRequest, GetKpiRequest, ListMeasurementsRequest, Measurement,
+};
 use unione_proto::registry::v1::resident_service_client::ResidentServiceClient;
 use unione_proto::registry::v1::{
     Address, CreateResidentRequest, GetResidentRequest, RegistrationReason, Resident, Sex,
@@ -55,6 +61,9 @@ use unione_proto::registry::v1::{
 const NODE_ID: &str = "sarzana";
 const ISTAT: &str = "011027";
 const KPI: &str = "comuni/011027/kpis/UQ0001";
+/// A reported KPI of the standard catalogue (yearly), given one measurement for the method
+/// that reads the database.
+const MEASURED_KPI: &str = "comuni/011027/kpis/UQ0008";
 const NGINX: &str = "/usr/sbin/nginx";
 /// Rounds of the closed-loop runs: each path runs `secs / ROUNDS` in each, in turn.
 const ROUNDS: u32 = 3;
@@ -153,6 +162,7 @@ fn fiscal_code(istat: &str) -> String {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Method {
     GetKpi,
+    ListMeasurements,
     GetResident,
 }
 
@@ -160,7 +170,10 @@ impl Method {
     fn label(self) -> &'static str {
         match self {
             Method::GetKpi => "quality KpiService/GetKpi (no database)",
-            Method::GetResident => "registry ResidentService/GetResident (SQLite read)",
+            Method::ListMeasurements => "quality KpiService/ListMeasurements (SQLite read)",
+            Method::GetResident => {
+                "registry ResidentService/GetResident (SQLite read and access-log write)"
+            }
         }
     }
 }
@@ -195,6 +208,26 @@ impl Path3 {
                 }))
                 .await
                 .map(|r| r.into_inner().name),
+            Method::ListMeasurements => KpiServiceClient::new(channel)
+                .list_measurements(
+                    self.request(ListMeasurementsRequest {
+                        parent: resource
+                            .rsplit_once("/measurements/")
+                            .map_or(resource, |(kpi, _)| kpi)
+                            .to_owned(),
+                        page_size: 1,
+                        page_token: String::new(),
+                    }),
+                )
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .measurements
+                        .into_iter()
+                        .next()
+                        .map(|m| m.name)
+                        .unwrap_or_default()
+                }),
             Method::GetResident => ResidentServiceClient::new(channel)
                 .get_resident(self.request(GetResidentRequest {
                     name: resource.to_owned(),
@@ -671,7 +704,11 @@ fn report(
         );
     }
     let _ = writeln!(out);
-    for method in [Method::GetKpi, Method::GetResident] {
+    for method in [
+        Method::GetKpi,
+        Method::ListMeasurements,
+        Method::GetResident,
+    ] {
         let get = |p: &str| {
             rows.iter()
                 .find(|r| r.path == p && r.method == method)
@@ -884,7 +921,7 @@ fn main() -> anyhow::Result<()> {
     let loadgen = certs::paths(&certs_dir, Kind::Client, "loadgen");
     let routing: AsciiMetadataValue = format!("comune=comuni%2F{ISTAT}").parse()?;
     let bearer: AsciiMetadataValue = MetadataValue::try_from(format!("Bearer {operator}"))?;
-    let (paths, resident_name) = client_rt.block_on(async {
+    let (paths, resident_name, measurement_name) = client_rt.block_on(async {
         let server_tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&ca))
             .domain_name("localhost");
@@ -951,7 +988,23 @@ fn main() -> anyhow::Result<()> {
                 Err(status) => bail!("CreateResident through the gateway: {status:?}"),
             }
         };
-        // Every path answers both methods before anything is measured.
+        let seeded = CreateMeasurementRequest {
+            parent: MEASURED_KPI.to_owned(),
+            measurement: Some(Measurement {
+                period: "2025".to_owned(),
+                value: 72.5,
+                status: MeasurementStatus::Ok as i32,
+                ..Measurement::default()
+            }),
+            request_id: "bench-measurement-1".to_owned(),
+        };
+        let measurement = KpiServiceClient::new(paths[1].channels[0].clone())
+            .create_measurement(paths[1].request(seeded))
+            .await
+            .map_err(|status| anyhow::anyhow!("CreateMeasurement through the gateway: {status:?}"))?
+            .into_inner()
+            .name;
+        // Every path answers every method before anything is measured.
         for path in &paths {
             path.call(0, Method::GetKpi, KPI)
                 .await
@@ -959,8 +1012,11 @@ fn main() -> anyhow::Result<()> {
             path.call(0, Method::GetResident, &created.name)
                 .await
                 .map_err(|e| anyhow::anyhow!("{} GetResident: {e}", path.name))?;
+            path.call(0, Method::ListMeasurements, &measurement)
+                .await
+                .map_err(|e| anyhow::anyhow!("{} ListMeasurements: {e}", path.name))?;
         }
-        anyhow::Ok((paths, created.name))
+        anyhow::Ok((paths, created.name, measurement))
     })?;
 
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
@@ -1002,6 +1058,10 @@ fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for (method, resource) in [
         (Method::GetKpi, Arc::<str>::from(KPI)),
+        (
+            Method::ListMeasurements,
+            Arc::<str>::from(measurement_name.as_str()),
+        ),
         (
             Method::GetResident,
             Arc::<str>::from(resident_name.as_str()),

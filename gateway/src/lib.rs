@@ -28,6 +28,7 @@ pub mod retry;
 pub mod revocation;
 pub mod routing;
 pub mod store;
+pub mod upstream;
 pub mod web;
 
 use std::net::SocketAddr;

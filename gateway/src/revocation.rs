@@ -199,6 +199,18 @@ impl NodeDialer {
         node: &NodeEntry,
         connect_timeout: Duration,
     ) -> anyhow::Result<(Endpoint, NodeConnector)> {
+        let connector = self.connector(node, connect_timeout)?;
+        let endpoint = Endpoint::from_shared(format!("http://{}", connector.address))
+            .with_context(|| format!("node {}: endpoint", node.node_id))?;
+        Ok((endpoint, connector))
+    }
+
+    /// The connector that dials `node`.
+    pub fn connector(
+        &self,
+        node: &NodeEntry,
+        connect_timeout: Duration,
+    ) -> anyhow::Result<NodeConnector> {
         let uri: http::Uri = node
             .endpoint
             .parse()
@@ -210,18 +222,13 @@ impl NodeDialer {
             .to_owned();
         let server_name = ServerName::try_from(Kind::Node.identity(&node.node_id))
             .with_context(|| format!("node {}: identity", node.node_id))?;
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
-            .with_context(|| format!("node {}: endpoint", node.node_id))?;
-        Ok((
-            endpoint,
-            NodeConnector {
-                tls: self.tls.clone(),
-                server_name,
-                address,
-                node: node.node_id.clone(),
-                timeout: connect_timeout,
-            },
-        ))
+        Ok(NodeConnector {
+            tls: self.tls.clone(),
+            server_name,
+            address,
+            node: node.node_id.clone(),
+            timeout: connect_timeout,
+        })
     }
 }
 
@@ -233,6 +240,18 @@ pub struct NodeConnector {
     address: String,
     node: String,
     timeout: Duration,
+}
+
+impl NodeConnector {
+    /// `host:port` of the node.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The node's id.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
 }
 
 impl tower::Service<http::Uri> for NodeConnector {

@@ -10,6 +10,8 @@
 //! is routed for. A refusal never says whether the comune or the resource exists.
 
 use std::convert::Infallible;
+
+use anyhow::Context as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
@@ -17,7 +19,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tonic::body::Body;
-use tonic::transport::Channel;
+
 use tonic::{Code, Status};
 use tower::{Service, ServiceExt};
 use unione_kit::ApiError;
@@ -35,6 +37,7 @@ use crate::live::DirectoryHandle;
 use crate::policy::{self, Access, RateLimiter};
 use crate::retry::{self, RetryBudget, RetryPolicy};
 use crate::revocation::NodeDialer;
+use crate::upstream::Upstream;
 
 /// The function a gRPC method belongs to, read from its package: `/unione.registry.v1.X/Y`
 /// is the registry.
@@ -57,13 +60,13 @@ const EJECT_AFTER: u32 = 3;
 /// How long an ejected node is failed fast before it is tried again.
 const EJECTION: Duration = Duration::from_secs(5);
 
-/// A few HTTP/2 connections to one node (one tonic channel is one connection), used in turn,
+/// A few HTTP/2 connections to one node ([`Upstream`]s), used in turn,
 /// with passive outlier detection: after consecutive transport failures the node is failed
 /// fast for a while, so calls for other comuni never queue behind a dead node.
 pub struct NodePool {
     /// The endpoint the pool dials.
     pub endpoint: String,
-    channels: Vec<Channel>,
+    channels: Vec<Upstream>,
     next: AtomicUsize,
     /// Passive outlier detection.
     pub outlier: Outlier,
@@ -104,26 +107,25 @@ impl Outlier {
 }
 
 impl NodePool {
-    /// `size` lazily connected mutual-TLS channels to `node`, verifying its identity and
+    /// `size` lazily dialled mutual-TLS connections to `node`, verifying its identity and
     /// refusing a certificate the directory revokes ([`NodeDialer`]).
     pub fn connect(node: &NodeEntry, dialer: &NodeDialer, size: usize) -> anyhow::Result<Self> {
-        let (endpoint, connector) = dialer.endpoint(node, Duration::from_secs(2))?;
-        let endpoint = endpoint
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10));
+        let connector = dialer.connector(node, Duration::from_secs(2))?;
+        let channels = (0..size.max(1))
+            .map(|_| Upstream::new(connector.clone()))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("node {}: endpoint {}", node.node_id, node.endpoint))?;
         Ok(Self {
             endpoint: node.endpoint.clone(),
-            channels: (0..size.max(1))
-                .map(|_| endpoint.connect_with_connector_lazy(connector.clone()))
-                .collect(),
+            channels,
             next: AtomicUsize::new(0),
             outlier: Outlier::default(),
             budget: RetryBudget::default(),
         })
     }
 
-    /// The next channel.
-    pub fn pick(&self) -> Channel {
+    /// The next connection.
+    pub fn pick(&self) -> Upstream {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
         self.channels[i].clone()
     }
