@@ -2,9 +2,9 @@
 //! logged with who, what, when, and kept tamper-evident").
 //!
 //! Every routed call and every directory change becomes an entry. Entries are written by one
-//! background writer per gateway, in batches (one transaction each), so the routing path never
-//! waits on the database; the channel is bounded, so under a database stall calls slow down
-//! rather than entries being dropped. Entries still in the channel when a gateway is killed
+//! background writer per gateway, in batches (one transaction each, gathering for up to 5 ms),
+//! so the routing path never waits on the database; the channel is bounded, so under a
+//! database stall calls slow down rather than entries being dropped. Entries still in the channel when a gateway is killed
 //! (not stopped) are lost: a clean stop flushes them.
 //!
 //! Each entry's hash is SHA-256 over the previous entry's hash and its own fields (each
@@ -30,6 +30,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 const QUEUE: usize = 8192;
 /// Entries per transaction at most.
 const BATCH: usize = 512;
+/// How long the writer gathers entries after the first of a batch before writing them: at a
+/// steady trickle of calls, one transaction for every few calls instead of one each.
+const GATHER: Duration = Duration::from_millis(5);
 
 /// One event to audit.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -115,10 +118,17 @@ pub fn spawn_writer(db: Database, gateway: String) -> (AuditSink, JoinHandle<()>
         let mut batch = Vec::with_capacity(BATCH);
         while let Some(first) = rx.recv().await {
             batch.push(first);
+            let window = tokio::time::sleep(GATHER);
+            tokio::pin!(window);
             while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(entry) => batch.push(entry),
-                    Err(_) => break,
+                let room = BATCH - batch.len();
+                tokio::select! {
+                    received = rx.recv_many(&mut batch, room) => {
+                        if received == 0 {
+                            break; // every sink is gone: write what is here, then stop
+                        }
+                    }
+                    () = &mut window => break,
                 }
             }
             // An entry is never dropped for a passing database error: retry the batch.
