@@ -169,6 +169,19 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     })
 }
 
+/// A `grpc-timeout` header value for `left`, in the finest unit that fits the protocol's
+/// eight digits.
+pub fn format_grpc_timeout(left: Duration) -> String {
+    const MAX: u128 = 99_999_999;
+    if left.as_micros() <= MAX {
+        format!("{}u", left.as_micros())
+    } else if left.as_millis() <= MAX {
+        format!("{}m", left.as_millis())
+    } else {
+        format!("{}S", left.as_secs().min(99_999_999))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +276,20 @@ mod tests {
         );
         for bad in ["", "m", "123456789m", "-1m", "1x", "1.5S"] {
             assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
+        for (left, header) in [
+            (Duration::from_millis(1500), "1500000u"),
+            (Duration::from_secs(30), "30000000u"),
+            (Duration::from_secs(100), "100000m"),
+            (Duration::from_secs(200_000), "200000S"),
+        ] {
+            let written = format_grpc_timeout(left);
+            assert_eq!(written, header);
+            assert_eq!(
+                parse_grpc_timeout(&written),
+                Some(left),
+                "{written} reads back"
+            );
         }
     }
 }

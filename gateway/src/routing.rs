@@ -10,16 +10,14 @@
 //! is routed for. A refusal never says whether the comune or the resource exists.
 
 use std::convert::Infallible;
-
-use anyhow::Context as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use tonic::body::Body;
-
 use tonic::{Code, Status};
 use tower::{Service, ServiceExt};
 use unione_kit::ApiError;
@@ -434,9 +432,8 @@ impl State {
             .and_then(|v| v.to_str().ok())
             .and_then(retry::parse_grpc_timeout);
         if timeout.is_none()
-            && let Ok(value) = http::HeaderValue::try_from(format!(
-                "{}m",
-                self.limits.default_deadline.as_millis()
+            && let Ok(value) = http::HeaderValue::try_from(retry::format_grpc_timeout(
+                self.limits.default_deadline,
             ))
         {
             request.headers_mut().insert("grpc-timeout", value);
@@ -501,7 +498,7 @@ impl State {
             *request.headers_mut() = parts.headers.clone();
             if attempt > 1 {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if let Ok(value) = http::HeaderValue::try_from(format!("{}u", left.as_micros())) {
+                if let Ok(value) = http::HeaderValue::try_from(retry::format_grpc_timeout(left)) {
                     request.headers_mut().insert("grpc-timeout", value);
                 }
             }
