@@ -16,10 +16,9 @@ use chrono::NaiveDate;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
-use unione_kit::certs;
 use unione_kit::error::reason_and_field;
 use unione_kit::names::routed;
-use unione_kit::token::{self, Role};
+use unione_kit::token::Role;
 use unione_node::Function;
 use unione_proto::google::r#type::Date;
 use unione_proto::registry::v1 as registry;
@@ -77,10 +76,7 @@ async fn reads_through_the_gateway_are_logged_with_their_purpose() {
     unione_kit::tls::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    certs::ensure_ca(&root.join("certs"), "Test federation").expect("CA");
-    let keys = root.join("keys");
-    token::ensure_keys(&keys).expect("token keys");
-    let signer = token::Signer::load(&keys).expect("signer");
+    let (keys, signer) = support::secrets(root);
 
     let node = support::start_node(
         root,

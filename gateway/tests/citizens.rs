@@ -20,10 +20,10 @@ use chrono::NaiveDate;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
-use unione_kit::certs::{self, Kind};
+use unione_kit::certs::Kind;
 use unione_kit::error::reason_and_field;
 use unione_kit::names::routed;
-use unione_kit::token::{self, Role};
+use unione_kit::token::Role;
 use unione_kit::{ComuneProfile, Istat};
 use unione_node::config::ServedComune;
 use unione_node::{Function, NodeConfig, RunningNode};
@@ -156,10 +156,7 @@ async fn a_citizen_acts_on_their_own_data_and_nobody_elses() {
     unione_kit::tls::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    certs::ensure_ca(&root.join("certs"), "Test federation").expect("CA");
-    let keys = root.join("keys");
-    token::ensure_keys(&keys).expect("token keys");
-    let signer = token::Signer::load(&keys).expect("signer");
+    let (keys, signer) = support::secrets(root);
 
     let node = sarzana_node(root).await;
     let directory = DirectoryFile {

@@ -13,9 +13,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use unione_gateway::GatewayConfig;
 use unione_gateway::config::WebConfig;
 use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
-use unione_kit::certs::{self};
 use unione_kit::names::routed;
-use unione_kit::token::{self, Role};
+use unione_kit::token::Role;
 use unione_node::Function;
 use unione_proto::federation::v1::benchmark_group::Selector;
 use unione_proto::federation::v1::benchmark_service_client::BenchmarkServiceClient;
@@ -109,10 +108,7 @@ async fn the_csv_equals_the_comparison_row_by_row() {
     unione_kit::tls::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    certs::ensure_ca(&root.join("certs"), "Test federation").expect("CA");
-    let keys = root.join("keys");
-    token::ensure_keys(&keys).expect("token keys");
-    let signer = token::Signer::load(&keys).expect("signer");
+    let (keys, signer) = support::secrets(root);
     let admin = signer.issue("admin-1", Role::Admin, Vec::new(), None, 1);
     let citizen = signer.issue("cit-1", Role::Citizen, Vec::new(), None, 1);
 

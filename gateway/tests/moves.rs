@@ -16,11 +16,11 @@ use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 use unione_gateway::directory::{DirectoryFile, NodeEntry, ProvisionEntry};
 use unione_gateway::{GatewayConfig, RunningGateway};
-use unione_kit::certs::{self, Kind};
+use unione_kit::certs::Kind;
 use unione_kit::error::reason_and_field;
 use unione_kit::names::routed;
 use unione_kit::tls::TlsFiles;
-use unione_kit::token::{self, Role};
+use unione_kit::token::Role;
 use unione_node::config::OperationalDataConfig;
 use unione_node::{Function, NodeConfig, RunningNode};
 use unione_proto::google::r#type::Date;
@@ -98,10 +98,7 @@ fn node_config(root: &Path, id: &str, istat: &str, tls: TlsFiles) -> NodeConfig 
 impl Federation {
     async fn start(root: &Path) -> Self {
         unione_kit::tls::install_crypto_provider();
-        certs::ensure_ca(&root.join("certs"), "Test federation").expect("CA");
-        let keys = root.join("keys");
-        token::ensure_keys(&keys).expect("token keys");
-        let signer = token::Signer::load(&keys).expect("signer");
+        let (keys, signer) = support::secrets(root);
         let operator = |istat: &str| {
             signer.issue(
                 &format!("op-{istat}"),

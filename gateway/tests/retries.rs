@@ -13,9 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use unione_gateway::GatewayConfig;
 use unione_gateway::directory::{DirectoryFile, NodeEntry, ProvisionEntry};
-use unione_kit::certs::{self, Kind};
+use unione_kit::certs::Kind;
 use unione_kit::names::routed;
-use unione_kit::token::{self, Role};
+use unione_kit::token::Role;
 use unione_node::{Function, NodeConfig, RunningNode};
 use unione_proto::quality::v1::kpi_service_client::KpiServiceClient;
 use unione_proto::quality::v1::measurement::Status;
@@ -75,10 +75,8 @@ async fn reads_survive_a_node_restart_and_writes_are_never_repeated() {
     unione_kit::tls::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    certs::ensure_ca(&root.join("certs"), "Test federation").expect("CA");
-    let keys = root.join("keys");
-    token::ensure_keys(&keys).expect("token keys");
-    let operator = token::Signer::load(&keys).expect("signer").issue(
+    let (keys, signer) = support::secrets(root);
+    let operator = signer.issue(
         "operator-1",
         Role::Operator,
         vec![SARZANA.to_owned()],

@@ -21,7 +21,7 @@ use unione_gateway::directory::{DirectoryFile, NodeEntry, ProvisionEntry, Revoke
 use unione_kit::certs::{self, Kind};
 use unione_kit::error::reason_and_field;
 use unione_kit::names::routed;
-use unione_kit::token::{self, Role};
+use unione_kit::token::Role;
 use unione_node::{Function, RunningNode};
 use unione_proto::federation::v1::audit_service_client::AuditServiceClient;
 use unione_proto::federation::v1::directory_service_client::DirectoryServiceClient;
@@ -176,16 +176,8 @@ async fn a_revoked_node_certificate_is_refused_at_run_time_until_the_node_gets_a
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     let certs_dir = root.join("certs");
-    certs::ensure_ca(&certs_dir, "Test federation").expect("CA");
-    let keys = root.join("keys");
-    token::ensure_keys(&keys).expect("token keys");
-    let admin = token::Signer::load(&keys).expect("signer").issue(
-        "admin-1",
-        Role::Admin,
-        Vec::new(),
-        None,
-        1,
-    );
+    let (keys, signer) = support::secrets(root);
+    let admin = signer.issue("admin-1", Role::Admin, Vec::new(), None, 1);
 
     let ameglia = node(root, "ameglia", AMEGLIA).await;
     let luni = node(root, "luni", LUNI).await;

@@ -13,9 +13,8 @@ use tonic::Code;
 use tonic::transport::Channel;
 use unione_gateway::GatewayConfig;
 use unione_gateway::directory::{DirectoryFile, NodeEntry, ProvisionEntry};
-use unione_kit::certs::{self};
 use unione_kit::names::routed;
-use unione_kit::token::{self, Role};
+use unione_kit::token::Role;
 use unione_node::{Function, RunningNode};
 use unione_proto::federation::v1::directory_service_client::DirectoryServiceClient;
 use unione_proto::federation::v1::{GetFederationHealthRequest, ServingStatus};
@@ -86,16 +85,8 @@ async fn directory_changes_and_a_dead_node_do_not_fail_other_calls() {
     unione_kit::tls::install_crypto_provider();
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    certs::ensure_ca(&root.join("certs"), "Test federation").expect("CA");
-    let keys = root.join("keys");
-    token::ensure_keys(&keys).expect("token keys");
-    let admin = token::Signer::load(&keys).expect("signer").issue(
-        "admin-1",
-        Role::Admin,
-        Vec::new(),
-        None,
-        1,
-    );
+    let (keys, signer) = support::secrets(root);
+    let admin = signer.issue("admin-1", Role::Admin, Vec::new(), None, 1);
 
     let sarzana = node(root, "sarzana", SARZANA).await;
     let ameglia = node(root, "ameglia", AMEGLIA).await;

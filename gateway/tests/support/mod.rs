@@ -3,16 +3,28 @@
 
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use unione_gateway::RunningGateway;
 use unione_gateway::directory::MemberEntry;
 use unione_kit::certs::{self, Kind};
 use unione_kit::tls::TlsFiles;
+use unione_kit::token;
 use unione_kit::{ComuneProfile, Istat};
 use unione_node::config::ServedComune;
 use unione_node::{Function, NodeConfig, RunningNode};
+
+/// The secrets of a test federation under `root`: a CA in `root/certs` and token keys in
+/// `root/keys`. Returns the keys' folder (for the gateway's configuration) and a signer of
+/// tokens.
+pub fn secrets(root: &Path) -> (PathBuf, token::Signer) {
+    certs::ensure_ca(&root.join("certs"), "Test federation").expect("CA");
+    let keys = root.join("keys");
+    token::ensure_keys(&keys).expect("token keys");
+    let signer = token::Signer::load(&keys).expect("signer");
+    (keys, signer)
+}
 
 /// Issues `kind`/`id` a certificate from the CA in `dir` (created before) and names its files.
 pub fn tls_files(dir: &Path, kind: Kind, id: &str) -> TlsFiles {
