@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
-use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry, ProvisionEntry};
+use unione_gateway::directory::{DirectoryFile, MemberEntry, NodeEntry};
 use unione_kit::certs::Kind;
 use unione_kit::error::reason_and_field;
 use unione_kit::names::routed;
@@ -175,14 +175,7 @@ async fn a_citizen_acts_on_their_own_data_and_nobody_elses() {
             node_id: "sarzana".into(),
             endpoint: format!("https://{}", node.addr),
         }],
-        provisions: ["registry", "payments", "quality"]
-            .into_iter()
-            .map(|f| ProvisionEntry {
-                comune: SARZANA.to_owned(),
-                function: f.to_owned(),
-                node: "sarzana".to_owned(),
-            })
-            .collect(),
+        provisions: support::provisions(SARZANA, "sarzana"),
         revoked_certificates: Vec::new(),
     };
     let file = root.join("directory.toml");

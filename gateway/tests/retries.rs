@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
 use unione_gateway::GatewayConfig;
-use unione_gateway::directory::{DirectoryFile, NodeEntry, ProvisionEntry};
+use unione_gateway::directory::{DirectoryFile, NodeEntry};
 use unione_kit::certs::Kind;
 use unione_kit::names::routed;
 use unione_kit::token::Role;
@@ -92,14 +92,7 @@ async fn reads_survive_a_node_restart_and_writes_are_never_repeated() {
             node_id: "sarzana".into(),
             endpoint: format!("https://{listen}"),
         }],
-        provisions: ["registry", "payments", "quality"]
-            .into_iter()
-            .map(|f| ProvisionEntry {
-                comune: SARZANA.to_owned(),
-                function: f.to_owned(),
-                node: "sarzana".to_owned(),
-            })
-            .collect(),
+        provisions: support::provisions(SARZANA, "sarzana"),
         revoked_certificates: Vec::new(),
     };
     let file = root.join("directory.toml");

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use unione_gateway::GatewayConfig;
-use unione_gateway::directory::{DirectoryFile, NodeEntry, ProvisionEntry, RevokedCertificate};
+use unione_gateway::directory::{DirectoryFile, NodeEntry, RevokedCertificate};
 use unione_kit::certs::{self, Kind};
 use unione_kit::error::reason_and_field;
 use unione_kit::names::routed;
@@ -38,17 +38,6 @@ const LUNI: &str = "011020";
 async fn node(root: &Path, id: &str, istat: &str) -> RunningNode {
     let comune = support::served(istat, id, 10_000, &Function::ALL);
     support::start_node(root, id, vec![comune]).await
-}
-
-fn provisions(istat: &str, node: &str) -> Vec<ProvisionEntry> {
-    ["registry", "payments", "quality"]
-        .into_iter()
-        .map(|f| ProvisionEntry {
-            comune: istat.to_owned(),
-            function: f.to_owned(),
-            node: node.to_owned(),
-        })
-        .collect()
 }
 
 fn write(file: &Path, directory: &DirectoryFile) {
@@ -196,7 +185,11 @@ async fn a_revoked_node_certificate_is_refused_at_run_time_until_the_node_gets_a
                 endpoint: format!("https://{}", luni.addr),
             },
         ],
-        provisions: [provisions(AMEGLIA, "ameglia"), provisions(LUNI, "luni")].concat(),
+        provisions: [
+            support::provisions(AMEGLIA, "ameglia"),
+            support::provisions(LUNI, "luni"),
+        ]
+        .concat(),
         revoked_certificates: Vec::new(),
     };
     let file = root.join("directory.toml");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tonic::Code;
 use tonic::transport::Channel;
 use unione_gateway::GatewayConfig;
-use unione_gateway::directory::{DirectoryFile, NodeEntry, ProvisionEntry};
+use unione_gateway::directory::{DirectoryFile, NodeEntry};
 use unione_kit::names::routed;
 use unione_kit::token::Role;
 use unione_node::{Function, RunningNode};
@@ -28,17 +28,6 @@ const LUNI: &str = "011020";
 async fn node(root: &Path, id: &str, istat: &str) -> RunningNode {
     let comune = support::served(istat, id, 10_000, &Function::ALL);
     support::start_node(root, id, vec![comune]).await
-}
-
-fn provisions(istat: &str, node: &str) -> Vec<ProvisionEntry> {
-    ["registry", "payments", "quality"]
-        .into_iter()
-        .map(|f| ProvisionEntry {
-            comune: istat.to_owned(),
-            function: f.to_owned(),
-            node: node.to_owned(),
-        })
-        .collect()
 }
 
 async fn wait_until<F: Fn(&unione_proto::federation::v1::FederationHealth) -> bool>(
@@ -106,8 +95,8 @@ async fn directory_changes_and_a_dead_node_do_not_fail_other_calls() {
             },
         ],
         provisions: [
-            provisions(SARZANA, "sarzana"),
-            provisions(AMEGLIA, "ameglia"),
+            support::provisions(SARZANA, "sarzana"),
+            support::provisions(AMEGLIA, "ameglia"),
         ]
         .concat(),
         revoked_certificates: Vec::new(),
@@ -177,7 +166,9 @@ async fn directory_changes_and_a_dead_node_do_not_fail_other_calls() {
 
     // The directory changes: Luni joins, served by Ameglia's node (which does not confirm it).
     directory.members.push(support::member(LUNI, "Luni"));
-    directory.provisions.extend(provisions(LUNI, "ameglia"));
+    directory
+        .provisions
+        .extend(support::provisions(LUNI, "ameglia"));
     std::fs::write(&file, toml::to_string(&directory).expect("toml")).expect("written");
     wait_until(&channel, &admin, "directory version 2", |h| {
         h.directory_version == 2

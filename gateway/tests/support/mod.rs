@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use unione_gateway::RunningGateway;
-use unione_gateway::directory::MemberEntry;
+use unione_gateway::directory::{MemberEntry, ProvisionEntry};
 use unione_kit::certs::{self, Kind};
 use unione_kit::tls::TlsFiles;
 use unione_kit::token;
@@ -121,4 +121,16 @@ pub fn member(istat: &str, name: &str) -> MemberEntry {
         ipa_code: format!("c_{istat}"),
         segregation_code: "01".to_owned(),
     }
+}
+
+/// Every function of comune `istat`, provided by `node`, as directory entries.
+pub fn provisions(istat: &str, node: &str) -> Vec<ProvisionEntry> {
+    ["registry", "payments", "quality"]
+        .into_iter()
+        .map(|f| ProvisionEntry {
+            comune: istat.to_owned(),
+            function: f.to_owned(),
+            node: node.to_owned(),
+        })
+        .collect()
 }
