@@ -81,6 +81,31 @@ pub struct NodeConfig {
     pub comuni: Vec<ServedComune>,
     /// Where the quality office reads the figures of the computed KPIs.
     pub operational_data: OperationalDataConfig,
+    /// The registry office's settings (preservation of the sealed daily registers).
+    pub registry: RegistryConfig,
+}
+
+/// The registry office's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegistryConfig {
+    /// The preservation archive: the directory into which every sealed daily register of the
+    /// protocol is deposited as a package (document, manifest, receipt), by a scheduled job;
+    /// empty: nothing is sent to preservation, and the daily registers show as overdue once
+    /// the next working day after them is over.
+    pub preservation_dir: String,
+    /// How often the job sends the sealed days not yet preserved (and retries those the
+    /// archive did not accept), in seconds (10 to 86400).
+    pub preservation_interval_s: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            preservation_dir: String::new(),
+            preservation_interval_s: 900,
+        }
+    }
 }
 
 /// How a node's quality office reaches its comuni's registry and payments services for the
@@ -128,6 +153,7 @@ impl Default for NodeConfig {
             limits: Limits::default(),
             comuni: Vec::new(),
             operational_data: OperationalDataConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -207,6 +233,11 @@ impl Validate for NodeConfig {
                 "operational_data.recompute_interval_s must be 0 (off) or at least 10"
             );
         }
+        ensure!(
+            (10..=86_400).contains(&self.registry.preservation_interval_s),
+            "registry.preservation_interval_s must be from 10 to 86400 (got {})",
+            self.registry.preservation_interval_s
+        );
         ensure!(
             !self.comuni.is_empty(),
             "comuni: a node serves at least one comune"
