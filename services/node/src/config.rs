@@ -274,6 +274,44 @@ impl Validate for NodeConfig {
 mod tests {
     use super::*;
 
+    /// Preservation is off by default and runs every 15 minutes when on; an interval outside
+    /// 10..=86400 seconds stops the node at start, naming the key.
+    #[test]
+    fn the_preservation_interval_is_checked() {
+        let mut config = NodeConfig {
+            node_id: "sarzana".to_owned(),
+            tls: TlsFiles {
+                ca: "ca.pem".to_owned(),
+                cert: "node.pem".to_owned(),
+                key: "node.key".to_owned(),
+            },
+            comuni: vec![ServedComune {
+                profile: ComuneProfile {
+                    istat: Istat::parse("011027").expect("a six-digit code"),
+                    name: "Sarzana".to_owned(),
+                    fiscal_code: "00143110119".to_owned(),
+                    cadastral_code: "I449".to_owned(),
+                    segregation_code: "01".to_owned(),
+                    ipa_code: "c_i449".to_owned(),
+                    population: 22_000,
+                },
+                functions: vec![Function::Registry],
+            }],
+            ..NodeConfig::default()
+        };
+        assert_eq!(config.registry.preservation_dir, "");
+        assert_eq!(config.registry.preservation_interval_s, 900);
+        config.validate().expect("the defaults are valid");
+        for bad in [0, 9, 86_401] {
+            config.registry.preservation_interval_s = bad;
+            let err = config.validate().expect_err("out of range");
+            assert!(
+                err.to_string().contains("registry.preservation_interval_s"),
+                "{err}"
+            );
+        }
+    }
+
     /// The retry interval of move deliveries has a default and a range; a value outside it
     /// stops the node at start, naming the key.
     #[test]
