@@ -19,7 +19,7 @@ use unione_kit::server::Limits;
 use unione_kit::tls::TlsFiles;
 use unione_kit::token::{self, Role};
 use unione_kit::{ComuneProfile, Istat};
-use unione_node::config::{OperationalDataConfig, ServedComune};
+use unione_node::config::{OperationalDataConfig, RegistryConfig, ServedComune};
 use unione_node::{Function, NodeConfig};
 
 use crate::seed;
@@ -305,6 +305,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
                 gateway_tls_name: "localhost".to_owned(),
                 recompute_interval_s: 600,
                 ..OperationalDataConfig::default()
+            },
+            // The sealed daily registers go to a preservation archive beside the node's data.
+            registry: RegistryConfig {
+                preservation_dir: data
+                    .join("nodes")
+                    .join(id)
+                    .join("preservation")
+                    .display()
+                    .to_string(),
+                ..RegistryConfig::default()
             },
         };
         let config_path = config_dir.join(format!("{id}.toml"));

@@ -81,6 +81,31 @@ pub struct NodeConfig {
     pub comuni: Vec<ServedComune>,
     /// Where the quality office reads the figures of the computed KPIs.
     pub operational_data: OperationalDataConfig,
+    /// The registry office's settings (preservation of the sealed daily registers).
+    pub registry: RegistryConfig,
+}
+
+/// The registry office's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegistryConfig {
+    /// The preservation archive: the directory into which every sealed daily register of the
+    /// protocol is deposited as a package (document, manifest, receipt), by a scheduled job;
+    /// empty: nothing is sent to preservation, and the daily registers show as overdue once
+    /// the next working day after them is over.
+    pub preservation_dir: String,
+    /// How often the job sends the sealed days not yet preserved (and retries those the
+    /// archive did not accept), in seconds (10 to 86400).
+    pub preservation_interval_s: u64,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            preservation_dir: String::new(),
+            preservation_interval_s: 900,
+        }
+    }
 }
 
 /// How a node's quality office reaches its comuni's registry and payments services for the
@@ -128,6 +153,7 @@ impl Default for NodeConfig {
             limits: Limits::default(),
             comuni: Vec::new(),
             operational_data: OperationalDataConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -208,6 +234,11 @@ impl Validate for NodeConfig {
             );
         }
         ensure!(
+            (10..=86_400).contains(&self.registry.preservation_interval_s),
+            "registry.preservation_interval_s must be from 10 to 86400 (got {})",
+            self.registry.preservation_interval_s
+        );
+        ensure!(
             !self.comuni.is_empty(),
             "comuni: a node serves at least one comune"
         );
@@ -242,6 +273,44 @@ impl Validate for NodeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Preservation is off by default and runs every 15 minutes when on; an interval outside
+    /// 10..=86400 seconds stops the node at start, naming the key.
+    #[test]
+    fn the_preservation_interval_is_checked() {
+        let mut config = NodeConfig {
+            node_id: "sarzana".to_owned(),
+            tls: TlsFiles {
+                ca: "ca.pem".to_owned(),
+                cert: "node.pem".to_owned(),
+                key: "node.key".to_owned(),
+            },
+            comuni: vec![ServedComune {
+                profile: ComuneProfile {
+                    istat: Istat::parse("011027").expect("a six-digit code"),
+                    name: "Sarzana".to_owned(),
+                    fiscal_code: "00143110119".to_owned(),
+                    cadastral_code: "I449".to_owned(),
+                    segregation_code: "01".to_owned(),
+                    ipa_code: "c_i449".to_owned(),
+                    population: 22_000,
+                },
+                functions: vec![Function::Registry],
+            }],
+            ..NodeConfig::default()
+        };
+        assert_eq!(config.registry.preservation_dir, "");
+        assert_eq!(config.registry.preservation_interval_s, 900);
+        config.validate().expect("the defaults are valid");
+        for bad in [0, 9, 86_401] {
+            config.registry.preservation_interval_s = bad;
+            let err = config.validate().expect_err("out of range");
+            assert!(
+                err.to_string().contains("registry.preservation_interval_s"),
+                "{err}"
+            );
+        }
+    }
 
     /// The retry interval of move deliveries has a default and a range; a value outside it
     /// stops the node at start, naming the key.

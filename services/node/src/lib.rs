@@ -85,6 +85,7 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
     let runs = |f: Function| config.comuni.iter().any(|c| c.functions.contains(&f));
     let mut move_dispatcher = None;
     let mut daily_sealing = None;
+    let mut preservation = None;
     if runs(Function::Registry) {
         let served = config.served(Function::Registry);
         // Moves to other member comuni are delivered through the gateway of
@@ -126,6 +127,18 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
             db.clone(),
             served.clone(),
         )));
+        // Each sealed day goes to the preservation archive, when one is configured.
+        if !config.registry.preservation_dir.is_empty() {
+            preservation = Some((
+                std::sync::Arc::new(unione_registry::archive::DirectoryArchive::new(
+                    &config.registry.preservation_dir,
+                ))
+                    as std::sync::Arc<
+                        dyn unione_registry::domain::preservation::PreservationService,
+                    >,
+                std::time::Duration::from_secs(config.registry.preservation_interval_s),
+            ));
+        }
         builder.add(
             unione_registry::household_service(db.clone(), served.clone())
                 .max_decoding_message_size(max)
@@ -257,6 +270,17 @@ pub async fn start_on(config: NodeConfig, listener: TcpListener) -> anyhow::Resu
             interval,
             async move {
                 let _ = recompute_stop_rx.wait_for(|stop| *stop).await;
+            },
+        ));
+    }
+    if let (Some(protocol), Some((archive, interval))) = (&daily_sealing, preservation) {
+        let mut preservation_stop_rx = sealing_stop_tx.subscribe();
+        tokio::spawn(unione_registry::grpc::protocol::preserve_every(
+            protocol.clone(),
+            archive,
+            interval,
+            async move {
+                let _ = preservation_stop_rx.wait_for(|stop| *stop).await;
             },
         ));
     }

@@ -7,13 +7,16 @@
 //! [`domain::anpr::AnprConnector`]; and sealed certificates with a verification code
 //! (`unione.registry.v1.CertificateService`, [`certificate_service`]; CAD art. 23); and cases
 //! under L. 241/1990, registered in the protocol when submitted, with a computed deadline clock
-//! (`unione.registry.v1.CaseService`, [`case_service`]).
+//! (`unione.registry.v1.CaseService`, [`case_service`]). Sealed daily registers go to
+//! preservation through [`domain::preservation::PreservationService`]; the node's archive
+//! directory ([`archive::DirectoryArchive`]) is the implementation today.
 //!
 //! Three layers, one direction: [`grpc`] (decode, check the comune, map errors) calls
 //! [`domain`] (rules, the codice fiscale; no I/O) and [`storage`] (sqlx over the node's
 //! database). From an RPC to its SQL: `grpc::ResidentApi::create_resident` ->
 //! `domain::ResidentDraft::validate` -> `storage::insert_resident`.
 
+pub mod archive;
 pub mod domain;
 pub mod grpc;
 pub mod storage;

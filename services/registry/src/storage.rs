@@ -18,6 +18,7 @@ pub mod cases;
 pub mod certificate;
 pub mod household;
 pub mod moves;
+pub mod preservation;
 pub mod protocol;
 pub mod statistics;
 pub mod transfer;

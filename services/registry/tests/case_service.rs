@@ -648,10 +648,14 @@ async fn the_deadline_counts_an_integration_and_a_refusal_notice() {
                 during.suspended_days,
                 during.days_remaining
             ),
-            (8, 5, 22),
-            "{l}: 8 days run before the suspension; 22 remain"
+            (8, 5, 23),
+            "{l}: 8 days run before the suspension; 2 March + 30 + 5 is Easter Monday, so 23 remain"
         );
-        assert_eq!(during.deadline, date(2026, 4, 6), "{l}");
+        assert_eq!(
+            during.deadline,
+            date(2026, 4, 7),
+            "{l}: a term ending on a holiday ends on the next working day (art. 155 c.p.c.)"
+        );
 
         apis.clock.set(on(2026, 3, 22));
         let resumed = ok(
@@ -807,8 +811,9 @@ async fn a_second_suspension_is_refused() {
         assert_eq!(answered.state, i32::from(pb::CaseState::InProgress), "{l}");
         assert_eq!(
             clock_of(&answered).deadline,
-            date(2026, 4, 6),
-            "{l}: 2 March + 30 + 2 (integration) + 3 (notice answered on the third day)"
+            date(2026, 4, 7),
+            "{l}: 2 March + 30 + 2 (integration) + 3 (notice answered on the third day) is \
+             Easter Monday: the next working day"
         );
         let rejected = ok(
             api,
@@ -860,13 +865,17 @@ async fn a_suspension_longer_than_thirty_days_resumes_the_clock_by_itself() {
             "{l}: running"
         );
         assert_eq!(c.suspended_days, 30, "{l}");
-        assert_eq!(c.deadline, date(2026, 5, 1), "{l}: 2 March + 30 + 30");
-        assert_eq!((c.days_elapsed, c.days_remaining), (19, 11), "{l}");
+        assert_eq!(
+            c.deadline,
+            date(2026, 5, 4),
+            "{l}: 2 March + 30 + 30 is 1 May, a holiday: Monday 4 May"
+        );
+        assert_eq!((c.days_elapsed, c.days_remaining), (19, 14), "{l}");
 
         let resubmitted = ok(api, &citizen(ROSSI), Action::Resubmit, &case.name, "", l).await;
         assert_eq!(
             clock_of(&resubmitted).deadline,
-            date(2026, 5, 1),
+            date(2026, 5, 4),
             "{l}: a late integration does not stretch the suspension"
         );
     }

@@ -251,7 +251,7 @@ async fn run_cases(t: &TestDatabase, steps: &[Step]) {
 /// - B: submitted 20 Jan, accepted 5 Mar: 44 days, deadline 19 Feb, late.
 /// - C: submitted 10 Feb, integration requested 20 Feb, resubmitted 2 Mar (10 days
 ///   suspended), accepted 18 Mar: 36 - 10 = 26 days; deadline 22 Mar with the suspension (12
-///   Mar without it), in time.
+///   Mar without it), a Sunday, so Monday 23 Mar (art. 155 c.p.c.), in time.
 /// - D: submitted 15 Feb, refusal notice 1 Mar, unanswered, rejected 12 Mar (the notice
 ///   suspends 10 days): 25 - 10 = 15 days, deadline 27 Mar, in time.
 /// - E: submitted 5 Jan, accepted 20 Feb: before March.
@@ -259,8 +259,9 @@ async fn run_cases(t: &TestDatabase, steps: &[Step]) {
 ///   the end of March (deadline 9 Apr); 22 days in April, in time.
 /// - G: submitted 1 Feb, accepted 3 Apr: open and overdue at the end of March (deadline 3
 ///   Mar); 61 days in April, late.
-/// - H: submitted 5 Feb, never decided: overdue since 7 Mar.
-/// - I: submitted 20 Mar, open: deadline 19 Apr.
+/// - H: submitted 5 Feb, never decided: deadline Saturday 7 Mar, so Monday 9 Mar; overdue
+///   since 10 Mar.
+/// - I: submitted 20 Mar, open: deadline Sunday 19 Apr, so Monday 20 Apr.
 /// - J: submitted 3 Mar, withdrawn 10 Mar. K: submitted 25 Feb, cancelled at 23:30 on 31 Mar
 ///   in Italy (21:30 UTC). L: submitted and withdrawn 10 Feb.
 /// - Z: Arcola's, submitted 2 Mar and accepted 4 Mar: never in Sarzana's figures.
@@ -337,7 +338,7 @@ async fn case_figures_match_the_hand_computed_table() {
         );
 
         // April, asked on 10 April: F (22 days, in time) and G (61 days, late) completed; at
-        // 10 April only H is overdue (I's deadline is 19 April: the range is not over, so it
+        // 10 April only H is overdue (I's deadline is 20 April: the range is not over, so it
         // is counted to today).
         let april = case_figures(&t, morning(4, 10), SARZANA, (4, 1), (4, 30)).await;
         assert_eq!(
@@ -352,8 +353,11 @@ async fn case_figures_match_the_hand_computed_table() {
             "{l}: April"
         );
 
-        // The same April asked on 20 April counts I as overdue too.
-        let later = case_figures(&t, morning(4, 20), SARZANA, (4, 1), (4, 30)).await;
+        // The same April asked on 20 April, I's last day (19 April is a Sunday), does not
+        // count I as overdue; asked on 21 April it does.
+        let last_day = case_figures(&t, morning(4, 20), SARZANA, (4, 1), (4, 30)).await;
+        assert_eq!(last_day.overdue_open_count, 1, "{l}: H only");
+        let later = case_figures(&t, morning(4, 21), SARZANA, (4, 1), (4, 30)).await;
         assert_eq!(later.overdue_open_count, 2, "{l}: H and I");
 
         // Arcola's own figures hold its one case only.

@@ -3,7 +3,10 @@
 //!
 //! The clock is computed from the history, never stored ([`clock`]): deadline = submission
 //! date + legal days + suspended days, in calendar days of the Italian civil date
-//! ([`crate::domain::protocol::italian_date`]). Two suspensions exist:
+//! ([`crate::domain::protocol::italian_date`]); a deadline that falls on a day that is not a
+//! working day (a Saturday, a Sunday, a national holiday: [`unione_kit::italy`]) moves to the
+//! next working day, as terms are computed in Italian administrative practice (art. 2963
+//! c.c., art. 155 c.p.c.). Two suspensions exist:
 //! - an integration request (art. 2 c. 7): once per case, counted for at most
 //!   [`MAX_INTEGRATION_DAYS`] days. **Domain decision:** after 30 days the clock resumes by
 //!   itself, whether or not the applicant has answered; the case stays waiting for the
@@ -609,7 +612,9 @@ pub struct CaseClock {
 
 /// The clock of a case submitted on `submitted` with `legal_days`, after `history`, on
 /// `today` (or on the day it closed, when closed): deadline = submission date + legal days +
-/// suspended days, calendar days (DOMAIN.md "Registry", Cases; L. 241/1990 art. 2). A
+/// suspended days, calendar days (DOMAIN.md "Registry", Cases; L. 241/1990 art. 2), moved to
+/// the next working day when it falls on a Saturday, a Sunday or a national holiday (art.
+/// 2963 c.c., art. 155 c.p.c.). A
 /// suspension counts from the day it starts to the day its state is left, at most its
 /// [`Suspension::cap`]; a suspension still open counts to the reference day, and the clock
 /// runs again once its cap is reached.
@@ -642,7 +647,9 @@ pub fn clock(
             suspension = Some(kind);
         }
     }
-    let deadline = submitted + Duration::days(legal_days + suspended_days);
+    let deadline = unione_kit::italy::working_day_on_or_after(
+        submitted + Duration::days(legal_days + suspended_days),
+    );
     CaseClock {
         deadline,
         days_elapsed: ((reference - submitted).num_days() - suspended_days).max(0),
@@ -744,6 +751,30 @@ mod tests {
         let after = clock(s, 30, &history, day(2026, 4, 20));
         assert_eq!(after.suspension, None, "the clock resumed after 30 days");
         assert_eq!(after.suspended_days, 30);
-        assert_eq!(after.deadline, day(2026, 5, 1));
+        // 2 March + 30 + 30 is 1 May, Labour Day: the term ends on Monday 4 May.
+        assert_eq!(after.deadline, day(2026, 5, 4));
+    }
+
+    /// Art. 2963 c.c., art. 155 c.p.c.: a term whose last day is not a working day ends on
+    /// the next working day. Submitted on 4 March 2026: 30 days end on Friday 3 April, a
+    /// working day; 32 days on Sunday 5 April (Easter), moved past Easter Monday to Tuesday 7.
+    #[test]
+    fn a_deadline_on_a_holiday_moves_to_the_next_working_day() {
+        let s = day(2026, 3, 4);
+        let history = vec![t(1, Action::Submit, None, CaseState::Submitted, s)];
+        assert_eq!(clock(s, 30, &history, s).deadline, day(2026, 4, 3));
+        let easter = clock(s, 32, &history, day(2026, 4, 6));
+        assert_eq!(easter.deadline, day(2026, 4, 7));
+        assert!(
+            !easter.overdue,
+            "Easter Monday is before the moved deadline"
+        );
+        assert_eq!(easter.days_remaining, 1);
+        // Saturday 4 April 2026 (31 days): past the weekend and Easter Monday to Tuesday 7.
+        assert_eq!(clock(s, 31, &history, s).deadline, day(2026, 4, 7));
+        // Saturday 14 March 2026 (12 February + 30 days) moves to Monday 16.
+        let feb = day(2026, 2, 12);
+        let submitted = vec![t(1, Action::Submit, None, CaseState::Submitted, feb)];
+        assert_eq!(clock(feb, 30, &submitted, feb).deadline, day(2026, 3, 16));
     }
 }

@@ -1,8 +1,8 @@
 //! The rules of the registry office, with no I/O: the codice fiscale (DOMAIN.md "Check
 //! digits"), what a resident record must hold (DOMAIN.md "Registry", DPR 223/1989), and the
 //! errors those rules raise; households and residence events ([`household`]), the ANPR
-//! boundary ([`anpr`]), certificates ([`certificate`], [`pdf`]). Nothing here knows about
-//! gRPC or SQL.
+//! boundary ([`anpr`]), the preservation boundary ([`preservation`]), certificates
+//! ([`certificate`], [`pdf`]). Nothing here knows about gRPC or SQL.
 
 pub mod anpr;
 pub mod cases;
@@ -11,6 +11,7 @@ pub mod codice_fiscale;
 pub mod household;
 pub mod moves;
 pub mod pdf;
+pub mod preservation;
 pub mod protocol;
 pub mod resident;
 pub mod statistics;

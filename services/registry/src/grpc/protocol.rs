@@ -21,12 +21,14 @@ use unione_proto::google::r#type::Date;
 use unione_proto::registry::v1 as pb;
 use unione_proto::registry::v1::protocol_service_server::ProtocolService;
 
+use crate::domain::preservation::{self, PreservationPackage, PreservationService};
 use crate::domain::protocol::{
     AOO_CODE, CorrectableField, DEFAULT_REGISTER, DailyContent, Direction, DocumentDraft,
     DocumentRef, ErrorClass, Event, EventKind, ProtocolError, RegistrationDraft,
     StoredRegistration, check_register, check_sealable, format_number, italian_date, seal,
     sha256_hex,
 };
+use crate::storage::preservation::{self as receipts, StoredReceipt};
 use crate::storage::protocol::{self as storage, PageKey, Seal};
 
 /// `comuni/{istat}`.
@@ -504,7 +506,14 @@ impl ProtocolApi {
         let mut conn = self.db.pool().acquire().await?;
         let content = daily_content(&mut conn, &istat, &register, day).await?;
         let sealed = storage::get_seal(&mut conn, &istat, &register, day).await?;
-        Ok(daily_to_pb(&req.name, &content, sealed.as_ref()))
+        let receipt = receipts::get_receipt(&mut conn, &istat, &register, day).await?;
+        Ok(daily_to_pb(
+            &req.name,
+            &content,
+            sealed.as_ref(),
+            receipt.as_ref(),
+            (self.clock)(),
+        ))
     }
 
     #[tracing::instrument(name = "SealDailyRegister", skip_all, fields(comune = field::Empty))]
@@ -519,7 +528,15 @@ impl ProtocolApi {
         self.served.check(&metadata, &istat, "name")?;
         let operator = operator?;
         let (content, sealed) = self.seal_day(&istat, &register, day, &operator).await?;
-        Ok(daily_to_pb(&req.name, &content, Some(&sealed)))
+        let mut conn = self.db.pool().acquire().await?;
+        let receipt = receipts::get_receipt(&mut conn, &istat, &register, day).await?;
+        Ok(daily_to_pb(
+            &req.name,
+            &content,
+            Some(&sealed),
+            receipt.as_ref(),
+            (self.clock)(),
+        ))
     }
 
     /// Seals `day` of a register (or returns its existing seal), chained to the seal of the
@@ -615,6 +632,98 @@ impl ProtocolApi {
         (sealed, failures)
     }
 
+    /// Sends to `archive`, for every register of every comune served, each sealed day that
+    /// has no preservation receipt yet, oldest first, and stores each receipt with its day
+    /// (DOMAIN.md "Registry": the daily register is "sent to preservation by the next working
+    /// day"). A register stops at its first failure, so its days go in order; an archive that
+    /// is unavailable leaves the days pending for the next run, and none is lost. A day whose
+    /// register no longer matches its seal is not sent (VerifyRegister reports it). Returns the
+    /// days preserved, and the failures named.
+    pub async fn preserve_pending_days(
+        &self,
+        archive: &dyn PreservationService,
+    ) -> (usize, Vec<String>) {
+        let mut preserved = 0;
+        let mut failures = Vec::new();
+        let comuni: Vec<Istat> = self.served.iter().map(|p| p.istat.clone()).collect();
+        for istat in comuni {
+            let registers = match self.db.pool().acquire().await {
+                Ok(mut conn) => receipts::sealed_registers(&mut conn, &istat).await,
+                Err(err) => Err(err),
+            };
+            let registers = match registers {
+                Ok(r) => r,
+                Err(err) => {
+                    failures.push(format!("{}: {err}", istat.as_str()));
+                    continue;
+                }
+            };
+            for register in registers {
+                match self.preserve_register(archive, &istat, &register).await {
+                    Ok(n) => preserved += n,
+                    Err((n, failure)) => {
+                        preserved += n;
+                        failures.push(format!("{} {register} {failure}", istat.as_str()));
+                    }
+                }
+            }
+        }
+        (preserved, failures)
+    }
+
+    /// Preserves the pending sealed days of one register, in order; on a failure, the days
+    /// preserved before it and the failure (starting with the day).
+    async fn preserve_register(
+        &self,
+        archive: &dyn PreservationService,
+        istat: &Istat,
+        register: &str,
+    ) -> Result<usize, (usize, String)> {
+        let mut preserved = 0;
+        let mut conn = self
+            .db
+            .pool()
+            .acquire()
+            .await
+            .map_err(|e| (0, e.to_string()))?;
+        let pending = receipts::unpreserved_seals(&mut conn, istat, register)
+            .await
+            .map_err(|e| (0, e.to_string()))?;
+        for sealed in pending {
+            let day = sealed.day;
+            let failed = |n: usize, what: &dyn std::fmt::Display| (n, format!("{day}: {what}"));
+            let content = daily_content(&mut conn, istat, register, day)
+                .await
+                .map_err(|e| failed(preserved, &e))?;
+            let document = content.to_json();
+            if sha256_hex(&document) != sealed.content_sha256 {
+                tracing::warn!(%day, "a sealed daily register no longer matches its seal: not sent to preservation");
+                return Err(failed(
+                    preserved,
+                    &"the register no longer matches its seal",
+                ));
+            }
+            let package = PreservationPackage {
+                comune: istat.as_str().to_owned(),
+                register: register.to_owned(),
+                day,
+                seal: sealed.seal,
+                previous_seal: sealed.previous_seal,
+                sealed_at: sealed.sealed_at,
+                document,
+            };
+            let receipt = archive
+                .deposit(&package)
+                .await
+                .map_err(|e| failed(preserved, &e))?;
+            receipts::insert_receipt(&mut conn, istat, register, day, &receipt, (self.clock)())
+                .await
+                .map_err(|e| failed(preserved, &e))?;
+            preserved += 1;
+        }
+        Ok(preserved)
+    }
+
     #[tracing::instrument(name = "VerifyRegister", skip_all, fields(comune = field::Empty))]
     async fn verify_register_inner(
         &self,
@@ -627,6 +736,20 @@ impl ProtocolApi {
         check_register("parent", &register)?;
         let mut conn = self.db.pool().acquire().await?;
         let seals = storage::seals(&mut conn, &istat, &register).await?;
+        let preserved: std::collections::BTreeSet<NaiveDate> =
+            receipts::receipts(&mut conn, &istat, &register)
+                .await?
+                .into_iter()
+                .map(|r| r.day)
+                .collect();
+        let now = (self.clock)();
+        let overdue: Vec<NaiveDate> = seals
+            .iter()
+            .map(|s| s.day)
+            .filter(|d| !preserved.contains(d) && preservation::is_overdue(*d, now))
+            .collect();
+        let overdue_count = i32::try_from(overdue.len()).unwrap_or(i32::MAX);
+        let first_overdue = overdue.first().map(|d| date_to_pb(*d));
         let mut previous = String::new();
         let mut checked = 0;
         for s in &seals {
@@ -639,6 +762,8 @@ impl ProtocolApi {
                     intact: false,
                     days_checked: checked,
                     first_broken_date: Some(date_to_pb(s.day)),
+                    preservation_overdue_days: overdue_count,
+                    first_preservation_overdue_date: first_overdue,
                 });
             }
             previous.clone_from(&s.seal);
@@ -647,6 +772,8 @@ impl ProtocolApi {
             intact: true,
             days_checked: checked,
             first_broken_date: None,
+            preservation_overdue_days: overdue_count,
+            first_preservation_overdue_date: first_overdue,
         })
     }
 }
@@ -959,7 +1086,15 @@ pub fn registration_to_pb(
     }
 }
 
-fn daily_to_pb(name: &str, content: &DailyContent, sealed: Option<&Seal>) -> pb::DailyRegister {
+/// The daily register as returned, with its seal and preservation receipt (if any), and
+/// whether its preservation is overdue at `now`.
+fn daily_to_pb(
+    name: &str,
+    content: &DailyContent,
+    sealed: Option<&Seal>,
+    receipt: Option<&StoredReceipt>,
+    now: i64,
+) -> pb::DailyRegister {
     let json = content.to_json();
     pb::DailyRegister {
         name: name.to_owned(),
@@ -972,6 +1107,12 @@ fn daily_to_pb(name: &str, content: &DailyContent, sealed: Option<&Seal>) -> pb:
         seal: sealed.map(|s| s.seal.clone()).unwrap_or_default(),
         seal_time: sealed.map(|s| timestamp(s.sealed_at)),
         sealed_by: sealed.map(|s| s.sealed_by.clone()).unwrap_or_default(),
+        preservation_time: receipt.map(|r| timestamp(r.receipt.deposited_at)),
+        preservation_id: receipt
+            .map(|r| r.receipt.deposit_id.clone())
+            .unwrap_or_default(),
+        preservation_due_date: Some(date_to_pb(preservation::due_date(content.date))),
+        preservation_overdue: receipt.is_none() && preservation::is_overdue(content.date, now),
     }
 }
 
@@ -994,6 +1135,33 @@ pub async fn seal_every(
                     tracing::warn!(sealed, failed = failures.len(), %first, "daily registers sealed with failures");
                 } else if sealed > 0 {
                     tracing::info!(sealed, "daily registers sealed");
+                }
+            }
+        }
+    }
+}
+
+/// Runs [`ProtocolApi::preserve_pending_days`] into `archive` at start and then every
+/// `interval`, until `stop` resolves: beside [`seal_every`], it sends each day sealed since
+/// the last run, and retries what the archive did not accept.
+pub async fn preserve_every(
+    api: Arc<ProtocolApi>,
+    archive: Arc<dyn PreservationService>,
+    interval: std::time::Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = ticks.tick() => {
+                let (preserved, failures) = api.preserve_pending_days(archive.as_ref()).await;
+                if let Some(first) = failures.first() {
+                    tracing::warn!(preserved, failed = failures.len(), %first, "daily registers sent to preservation with failures");
+                } else if preserved > 0 {
+                    tracing::info!(preserved, "daily registers sent to preservation");
                 }
             }
         }

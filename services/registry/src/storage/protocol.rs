@@ -477,8 +477,9 @@ pub async fn events_on(
     decode_events(rows)
 }
 
+/// A row of `protocol_seals`, as every query of seals selects it.
 #[derive(FromRow)]
-struct SealRow {
+pub(super) struct SealRow {
     day: String,
     previous_seal: String,
     content_sha256: String,

@@ -2,7 +2,7 @@
 //! `unione import`; the machinery is `unione_kit::transfer`): every table of the registry and
 //! the protocol register, parents before children, each scoped by its `comune` column, and the
 //! registry's idempotency keys for the comune, so a client retrying a create after the move
-//! still gets its first answer. Rows move verbatim: the daily seals' chain, the certificates'
+//! still gets its first answer. Rows move verbatim: the daily seals' chain and their preservation receipts, the certificates'
 //! seals and their verification codes (with the comune's seal key) verify on the new node.
 
 use unione_kit::transfer::{Service, Table};
@@ -22,6 +22,7 @@ pub const TABLES: &[Table] = &[
     Table::by_comune("protocol_registrations"),
     Table::by_comune("protocol_events"),
     Table::by_comune("protocol_seals"),
+    Table::by_comune("protocol_preservations"),
     Table::by_comune("registry_procedure_types"),
     Table::by_comune("registry_cases"),
     Table::by_comune("registry_case_events"),
