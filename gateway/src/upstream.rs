@@ -39,8 +39,8 @@ struct Inner {
     sender: Mutex<Option<SendRequest<Body>>>,
     /// Held while dialling, so that calls arriving together dial once.
     dialing: tokio::sync::Mutex<()>,
-    /// Dials made so far, and why the last failed one failed: a call that waited for
-    /// another's dial shares its failure instead of dialling again.
+    /// Dials made so far, and why the last one failed (empty when it succeeded): a call that
+    /// waited for another's failed dial shares its failure instead of dialling again.
     dials: AtomicU64,
     last_failure: Mutex<String>,
 }
@@ -83,24 +83,28 @@ impl Upstream {
             return Ok(sender);
         }
         if self.inner.dials.load(Ordering::Acquire) != dials {
-            // Another call dialled while this one waited, and failed.
+            // Another call dialled while this one waited: share its failure (after a success
+            // whose connection has closed since, dial again).
             let failure = self
                 .inner
                 .last_failure
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone();
-            return Err(failure.into());
+            if !failure.is_empty() {
+                return Err(failure.into());
+            }
         }
         let dialled = self.dial().await;
+        *self
+            .inner
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = match &dialled {
+            Ok(_) => String::new(),
+            Err(err) => err.to_string(),
+        };
         self.inner.dials.fetch_add(1, Ordering::AcqRel);
-        if let Err(err) = &dialled {
-            *self
-                .inner
-                .last_failure
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = err.to_string();
-        }
         dialled
     }
 
@@ -164,5 +168,89 @@ impl tower::Service<http::Request<Body>> for Upstream {
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         Box::pin(self.clone().send(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tokio::net::TcpListener;
+    use unione_kit::certs::{self, Kind};
+    use unione_kit::tls::TlsFiles;
+
+    use super::*;
+    use crate::directory::NodeEntry;
+    use crate::revocation::NodeDialer;
+
+    fn files(dir: &Path, kind: Kind, id: &str) -> TlsFiles {
+        let issued = certs::issue(dir, kind, id).expect("issued");
+        TlsFiles {
+            ca: certs::ca_cert_path(dir).display().to_string(),
+            cert: issued.cert.display().to_string(),
+            key: issued.key.display().to_string(),
+        }
+    }
+
+    /// Calls that arrive while the node is being dialled wait for that one dial and share its
+    /// failure: a node that accepts TCP but never answers TLS costs one connection timeout,
+    /// not one per call. The next call after it dials again.
+    #[tokio::test]
+    async fn calls_waiting_for_a_dial_share_its_failure() {
+        unione_kit::tls::install_crypto_provider();
+        let dir = tempfile::tempdir().expect("tempdir");
+        certs::ensure_ca(dir.path(), "Test federation").expect("CA");
+        let gateway = files(dir.path(), Kind::Gateway, "gateway");
+        // Accepts connections and keeps them open without a word.
+        let silent = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let address = silent.local_addr().expect("address");
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                open.push(socket);
+            }
+        });
+        let node = NodeEntry {
+            node_id: "silent".to_owned(),
+            endpoint: format!("https://{address}"),
+        };
+        let connector = NodeDialer::new(&gateway, &[])
+            .expect("dialer")
+            .connector(&node, Duration::from_millis(300))
+            .expect("connector");
+        let upstream = Upstream::new(connector).expect("an upstream");
+
+        let calls: Vec<_> = (0..5)
+            .map(|_| {
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let request = http::Request::builder()
+                        .uri("/unione.quality.v1.KpiService/GetKpi")
+                        .body(Body::empty())
+                        .expect("a request");
+                    upstream.send(request).await.map(|_| ())
+                })
+            })
+            .collect();
+        for call in calls {
+            let err = call
+                .await
+                .expect("the call ends")
+                .expect_err("the node never answers");
+            assert!(err.to_string().contains("no answer within 300 ms"), "{err}");
+        }
+        assert_eq!(upstream.inner.dials.load(Ordering::Acquire), 1, "one dial");
+
+        let request = http::Request::builder()
+            .uri("/unione.quality.v1.KpiService/GetKpi")
+            .body(Body::empty())
+            .expect("a request");
+        assert!(upstream.clone().send(request).await.is_err());
+        assert_eq!(
+            upstream.inner.dials.load(Ordering::Acquire),
+            2,
+            "a later call dials again"
+        );
+        held.abort();
     }
 }
