@@ -599,3 +599,93 @@ async fn a_move_completes_when_the_destination_node_is_back() {
     check_completed(&f, &person, &done).await;
     f.stop().await;
 }
+
+/// A move the destination refuses for good (the household to join does not exist there) ends
+/// FAILED, and the origin restores the person's previous position in the same step (DOMAIN.md
+/// "Registry": the person is never in neither comune): resident again at Luni, at the
+/// address they had, from the emigration's date, with both the emigration and the
+/// restoration in the history; Sarzana has no record of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_move_refused_for_good_restores_the_person_at_the_origin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = Federation::start(dir.path()).await;
+    let person = ResidentServiceClient::new(f.channel.clone())
+        .create_resident(call(
+            &f.luni_operator,
+            LUNI,
+            registry::CreateResidentRequest {
+                parent: format!("comuni/{LUNI}"),
+                resident: Some(resident("Verdi", "Anna")),
+                request_id: "create-Verdi".to_owned(),
+            },
+        ))
+        .await
+        .expect("registered at Luni")
+        .into_inner();
+    let started = MoveServiceClient::new(f.channel.clone())
+        .create_move(call(
+            &f.luni_operator,
+            LUNI,
+            registry::CreateMoveRequest {
+                parent: format!("comuni/{LUNI}"),
+                r#move: Some(registry::Move {
+                    origin_resident: person.name.clone(),
+                    destination: format!("comuni/{SARZANA}"),
+                    effective_date: date(2026, 1, 12),
+                    address: Some(address("Via Bertoloni", "Sarzana")),
+                    household: format!("comuni/{SARZANA}/households/0123456789abcdef"),
+                    relationship: registry::Relationship::Cohabitant as i32,
+                    ..Default::default()
+                }),
+                request_id: "move-Verdi".to_owned(),
+            },
+        ))
+        .await
+        .expect("the move starts at Luni")
+        .into_inner();
+    let id = move_id(&started);
+    let failed = wait_for_move(&f, &id, "the refusal", |m| {
+        m.state == registry::MoveState::Failed as i32
+    })
+    .await;
+    assert!(!failed.last_error.is_empty(), "the reason is kept");
+    assert!(failed.destination_resident.is_empty());
+
+    // Luni: resident again, at the old address, from the emigration's date on.
+    let at_luni = residence(&f, &f.luni_operator, LUNI, &person.name).await;
+    assert_eq!(
+        at_luni.status,
+        registry::ResidenceStatus::Resident as i32,
+        "{at_luni:?}"
+    );
+    assert_eq!(at_luni.address, person.address);
+    let history = events(&f, &f.luni_operator, LUNI, &person.name).await;
+    let kinds: Vec<i32> = history.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            registry::ResidenceEventKind::Registration as i32,
+            registry::ResidenceEventKind::Emigration as i32,
+            registry::ResidenceEventKind::Restoration as i32,
+        ]
+    );
+    let restoration = history.last().expect("the restoration");
+    assert_eq!(restoration.effective_date, date(2026, 1, 12));
+    assert_eq!(restoration.r#move, format!("comuni/{LUNI}/moves/{id}"));
+    assert!(
+        current_residents(&f, &f.luni_operator, LUNI)
+            .await
+            .iter()
+            .any(|r| r.name == person.name),
+        "listed among Luni's current residents"
+    );
+    // Sarzana: nobody with that codice fiscale.
+    assert!(
+        !current_residents(&f, &f.sarzana_operator, SARZANA)
+            .await
+            .iter()
+            .any(|r| r.codice_fiscale == person.codice_fiscale),
+        "not registered at Sarzana"
+    );
+    f.stop().await;
+}

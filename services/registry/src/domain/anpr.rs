@@ -50,6 +50,12 @@ pub enum AnprChangeKind {
     },
     /// Death.
     Death,
+    /// The previous position restored: an emigration that never took effect (the
+    /// destination refused the move for good).
+    Restoration {
+        /// The destination of the emigration undone.
+        destination: String,
+    },
     /// A new household with this person as head.
     HouseholdFormed {
         /// The household's id.

@@ -22,6 +22,11 @@ pub enum EventKind {
     Emigration,
     /// Died: struck off.
     Death,
+    /// The previous position restored (ripristino della posizione anagrafica): an emigration
+    /// that never took effect, because the destination refused the move for good. The
+    /// person is resident again, at the address and in the household they had, from the
+    /// emigration's date. Recorded by the registry itself, never asked for.
+    Restoration,
 }
 
 impl EventKind {
@@ -32,6 +37,7 @@ impl EventKind {
             Self::AddressChange => "ADDRESS_CHANGE",
             Self::Emigration => "EMIGRATION",
             Self::Death => "DEATH",
+            Self::Restoration => "RESTORATION",
         }
     }
 
@@ -42,6 +48,7 @@ impl EventKind {
             "ADDRESS_CHANGE" => Some(Self::AddressChange),
             "EMIGRATION" => Some(Self::Emigration),
             "DEATH" => Some(Self::Death),
+            "RESTORATION" => Some(Self::Restoration),
             _ => None,
         }
     }
@@ -151,7 +158,7 @@ pub fn standing_at(history: &[ResidenceEvent], date: NaiveDate) -> Standing {
         return Standing::NotRegistered;
     };
     match last.kind {
-        EventKind::Registration | EventKind::AddressChange => {
+        EventKind::Registration | EventKind::AddressChange | EventKind::Restoration => {
             Standing::Resident(last.address.clone())
         }
         EventKind::Emigration => Standing::Emigrated,
@@ -265,7 +272,7 @@ impl EventDraft {
         let kind = self
             .kind
             .ok_or_else(|| HouseholdError::required("event.kind"))?;
-        if kind == EventKind::Registration {
+        if matches!(kind, EventKind::Registration | EventKind::Restoration) {
             return Err(HouseholdError::RegistrationNotAllowed);
         }
         let effective_date = effective("event.effective_date", self.effective_date, today)?;
@@ -298,7 +305,7 @@ impl EventDraft {
                 }
                 (Address::default(), destination)
             }
-            EventKind::Death | EventKind::Registration => {
+            EventKind::Death | EventKind::Registration | EventKind::Restoration => {
                 if given_address.is_some() {
                     return Err(HouseholdError::not_applicable("event.address"));
                 }
@@ -428,8 +435,11 @@ pub enum HouseholdError {
         /// The earliest date allowed.
         latest: NaiveDate,
     },
-    /// A registration asked of CreateResidenceEvent.
-    #[error("registrations are recorded by CreateResident, not as residence events")]
+    /// A registration (or a restoration) asked of CreateResidenceEvent.
+    #[error(
+        "registrations are recorded by CreateResident, and restorations by the registry when a \
+         move fails, not as residence events"
+    )]
     RegistrationNotAllowed,
     /// The destination is not an ISTAT code nor a foreign country code.
     #[error(

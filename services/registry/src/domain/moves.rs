@@ -21,7 +21,7 @@ pub enum MoveState {
     Pending,
     /// Registered at the destination too.
     Completed,
-    /// The destination refused it for good.
+    /// The destination refused it for good; the origin restored the previous position.
     Failed,
 }
 

@@ -393,7 +393,8 @@ impl HouseholdApi {
                 let (person, _) = person_state(&mut tx, istat, resident_id).await?;
                 let event = draft.validate(&person, today_in_italy())?;
                 let kind = match event.kind {
-                    EventKind::AddressChange | EventKind::Registration => {
+                    // validate() refuses registrations and restorations.
+                    EventKind::AddressChange | EventKind::Registration | EventKind::Restoration => {
                         AnprChangeKind::AddressChange {
                             address: event.address.clone(),
                         }
@@ -734,6 +735,7 @@ fn event_draft_from_pb(e: &pb::ResidenceEvent) -> Result<EventDraft, HouseholdEr
         Ok(K::AddressChange) => Some(EventKind::AddressChange),
         Ok(K::Emigration) => Some(EventKind::Emigration),
         Ok(K::Death) => Some(EventKind::Death),
+        Ok(K::Restoration) => Some(EventKind::Restoration),
         Err(_) => {
             return Err(HouseholdError::UnknownEnumValue {
                 field: "event.kind".to_owned(),
@@ -777,6 +779,7 @@ fn event_to_pb(istat: &Istat, resident_id: &str, stored: &StoredEvent) -> pb::Re
             EventKind::AddressChange => K::AddressChange,
             EventKind::Emigration => K::Emigration,
             EventKind::Death => K::Death,
+            EventKind::Restoration => K::Restoration,
         }
         .into(),
         effective_date: Some(date_to_pb(e.effective_date)),

@@ -593,6 +593,8 @@ pub struct MoveDispatcher {
     gateway: Channel,
     retry_interval: Duration,
     wake: Arc<Notify>,
+    /// Told when a failed move restores a person's previous position at the origin.
+    anpr: Arc<dyn AnprConnector>,
 }
 
 /// Moves delivered per round.
@@ -614,7 +616,16 @@ impl MoveDispatcher {
             gateway,
             retry_interval,
             wake,
+            anpr: Arc::new(NoAnpr),
         }
+    }
+
+    /// The same dispatcher telling `anpr` of the restorations it records (the one the
+    /// comune's [`MoveApi`] uses).
+    #[must_use]
+    pub fn with_anpr(mut self, anpr: Arc<dyn AnprConnector>) -> Self {
+        self.anpr = anpr;
+        self
     }
 
     /// Delivers until `stop` resolves: every due move, then sleeps until the next is due, a
@@ -728,12 +739,60 @@ impl MoveDispatcher {
             }
         };
         let mut tx = self.db.begin_write().await?;
+        let (state, error) = if state == MoveState::Failed {
+            // Refused for good: the emigration never took effect. The origin restores the
+            // person's previous position in the same transaction that records the refusal,
+            // so that they are never in neither comune; if ANPR does not take the
+            // restoration now, the move stays pending and the next attempt tries again.
+            let change = AnprChange {
+                comune: origin.as_str().to_owned(),
+                codice_fiscale: person.resident.codice_fiscale.clone(),
+                effective_date: m.effective_date,
+                kind: AnprChangeKind::Restoration {
+                    destination: m.destination.clone(),
+                },
+            };
+            match self.anpr.notify(&change).await {
+                Ok(ack) => {
+                    let reference = ack.reference;
+                    storage::lock_resident(&mut tx, &origin, &m.resident_id, now).await?;
+                    let event = ResidenceEvent {
+                        kind: EventKind::Restoration,
+                        effective_date: m.effective_date,
+                        address: person.resident.address.clone(),
+                        destination: String::new(),
+                    };
+                    let stored = store::insert_event(
+                        &mut tx,
+                        &origin,
+                        &m.resident_id,
+                        &event,
+                        &reference,
+                        RESTORER,
+                        now,
+                    )
+                    .await?;
+                    store::set_event_move(&mut tx, &origin, &stored.id, &m.id).await?;
+                    tracing::warn!(r#move = %m.id, "previous position restored at the origin");
+                    (MoveState::Failed, error)
+                }
+                Err(err) => (
+                    MoveState::Pending,
+                    format!("{error}; restoring the previous position: {err}"),
+                ),
+            }
+        } else {
+            (state, error)
+        };
         move_store::record_attempt(&mut tx, &origin, &m.id, state, &resident, next, &error, now)
             .await?;
         tx.commit().await?;
         Ok(())
     }
 }
+
+/// Who records the restoration of a person's previous position when a move fails.
+pub const RESTORER: &str = "system:move-dispatcher";
 
 /// True for a refusal that retrying cannot change (the destination's rules, a comune that is
 /// no member); anything else (the destination or the gateway unreachable, overloaded, ANPR

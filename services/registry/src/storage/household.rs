@@ -175,7 +175,8 @@ async fn insert_event_row(
 
 /// Records an event of a resident locked with [`super::lock_resident`] and applies it to the
 /// record: a change of address replaces the current address; an emigration or a death
-/// strikes the record off and ends the person's household membership on that date.
+/// strikes the record off and ends the person's household membership on that date; a
+/// restoration undoes an emigration that never took effect.
 pub async fn insert_event(
     conn: &mut AnyConnection,
     comune: &Istat,
@@ -234,6 +235,27 @@ pub async fn insert_event(
             sqlx::query(
                 "UPDATE registry_household_members SET end_date = $3 \
                  WHERE comune = $1 AND resident_id = $2 AND end_date IS NULL",
+            )
+            .bind(comune.as_str())
+            .bind(resident_id)
+            .bind(encode_date(event.effective_date))
+            .execute(&mut *conn)
+            .await?;
+        }
+        EventKind::Restoration => {
+            // The emigration never took effect: the record is current again, and the household
+            // membership it ended runs on (the residence events keep both facts).
+            sqlx::query(
+                "UPDATE registry_residents SET deregistration_date = NULL \
+                 WHERE comune = $1 AND id = $2",
+            )
+            .bind(comune.as_str())
+            .bind(resident_id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "UPDATE registry_household_members SET end_date = NULL \
+                 WHERE comune = $1 AND resident_id = $2 AND end_date = $3",
             )
             .bind(comune.as_str())
             .bind(resident_id)
