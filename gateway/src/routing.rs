@@ -318,7 +318,9 @@ impl State {
         let header = request.headers().get("authorization").map(|v| v.as_bytes());
         // A revoked client certificate is refused before anything else is looked at, and the
         // refusal is audited under the node whose certificate it was.
-        let revoked = &self.directory.snapshot().directory.revoked_certificates;
+        // The directory in force for the whole call: read once.
+        let live = self.directory.current();
+        let revoked = &live.snapshot.directory.revoked_certificates;
         if !revoked.is_empty()
             && let Some(peer) = unione_kit::tls::http_peer_cert(&request)
             && let Some(r) = crate::revocation::revocation(revoked, &peer)
@@ -377,7 +379,6 @@ impl State {
         }
         self.limits.per_comune.admit(istat.as_str())?;
         self.directory.check_fresh()?;
-        let live = self.directory.current();
         let directory = &live.snapshot.directory;
         if directory.member(istat.as_str()).is_none() {
             return Err(ApiError::not_found(ROUTING_HEADER, &istat.resource_name())
