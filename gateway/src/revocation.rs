@@ -292,13 +292,14 @@ impl tower::Service<http::Uri> for NodeConnector {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::path::Path;
     use tokio::net::TcpListener;
     use unione_kit::certs;
 
-    fn files(dir: &Path, kind: Kind, id: &str) -> TlsFiles {
+    /// A certificate for `kind`/`id` from the CA in `dir`, as TLS files.
+    pub(crate) fn files(dir: &Path, kind: Kind, id: &str) -> TlsFiles {
         let issued = certs::issue(dir, kind, id).expect("issued");
         TlsFiles {
             ca: certs::ca_cert_path(dir).display().to_string(),

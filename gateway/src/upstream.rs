@@ -173,24 +173,13 @@ impl tower::Service<http::Request<Body>> for Upstream {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use tokio::net::TcpListener;
     use unione_kit::certs::{self, Kind};
-    use unione_kit::tls::TlsFiles;
 
     use super::*;
     use crate::directory::NodeEntry;
     use crate::revocation::NodeDialer;
-
-    fn files(dir: &Path, kind: Kind, id: &str) -> TlsFiles {
-        let issued = certs::issue(dir, kind, id).expect("issued");
-        TlsFiles {
-            ca: certs::ca_cert_path(dir).display().to_string(),
-            cert: issued.cert.display().to_string(),
-            key: issued.key.display().to_string(),
-        }
-    }
+    use crate::revocation::tests::files;
 
     /// Calls that arrive while the node is being dialled wait for that one dial and share its
     /// failure: a node that accepts TCP but never answers TLS costs one connection timeout,

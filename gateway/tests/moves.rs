@@ -247,6 +247,23 @@ fn call<T>(token: &str, istat: &str, message: T) -> tonic::Request<T> {
 
 /// Registers a resident at Luni and starts their move to Sarzana (a new household there).
 async fn start_move(f: &Federation, family: &str) -> (registry::Resident, registry::Move) {
+    start_move_joining(
+        f,
+        family,
+        String::new(),
+        registry::Relationship::Unspecified,
+    )
+    .await
+}
+
+/// Like [`start_move`], the person joining `household` at Sarzana as `relationship`
+/// (an empty `household`: a new one with them as head).
+async fn start_move_joining(
+    f: &Federation,
+    family: &str,
+    household: String,
+    relationship: registry::Relationship,
+) -> (registry::Resident, registry::Move) {
     let person = ResidentServiceClient::new(f.channel.clone())
         .create_resident(call(
             &f.luni_operator,
@@ -271,6 +288,8 @@ async fn start_move(f: &Federation, family: &str) -> (registry::Resident, regist
                     destination: format!("comuni/{SARZANA}"),
                     effective_date: date(2026, 1, 12),
                     address: Some(address("Via Bertoloni", "Sarzana")),
+                    household,
+                    relationship: relationship as i32,
                     ..Default::default()
                 }),
                 request_id: format!("move-{family}"),
@@ -609,40 +628,13 @@ async fn a_move_completes_when_the_destination_node_is_back() {
 async fn a_move_refused_for_good_restores_the_person_at_the_origin() {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = Federation::start(dir.path()).await;
-    let person = ResidentServiceClient::new(f.channel.clone())
-        .create_resident(call(
-            &f.luni_operator,
-            LUNI,
-            registry::CreateResidentRequest {
-                parent: format!("comuni/{LUNI}"),
-                resident: Some(resident("Verdi", "Anna")),
-                request_id: "create-Verdi".to_owned(),
-            },
-        ))
-        .await
-        .expect("registered at Luni")
-        .into_inner();
-    let started = MoveServiceClient::new(f.channel.clone())
-        .create_move(call(
-            &f.luni_operator,
-            LUNI,
-            registry::CreateMoveRequest {
-                parent: format!("comuni/{LUNI}"),
-                r#move: Some(registry::Move {
-                    origin_resident: person.name.clone(),
-                    destination: format!("comuni/{SARZANA}"),
-                    effective_date: date(2026, 1, 12),
-                    address: Some(address("Via Bertoloni", "Sarzana")),
-                    household: format!("comuni/{SARZANA}/households/0123456789abcdef"),
-                    relationship: registry::Relationship::Cohabitant as i32,
-                    ..Default::default()
-                }),
-                request_id: "move-Verdi".to_owned(),
-            },
-        ))
-        .await
-        .expect("the move starts at Luni")
-        .into_inner();
+    let (person, started) = start_move_joining(
+        &f,
+        "Verdi",
+        format!("comuni/{SARZANA}/households/0123456789abcdef"),
+        registry::Relationship::Cohabitant,
+    )
+    .await;
     let id = move_id(&started);
     let failed = wait_for_move(&f, &id, "the refusal", |m| {
         m.state == registry::MoveState::Failed as i32

@@ -274,11 +274,10 @@ impl Validate for NodeConfig {
 mod tests {
     use super::*;
 
-    /// Preservation is off by default and runs every 15 minutes when on; an interval outside
-    /// 10..=86400 seconds stops the node at start, naming the key.
-    #[test]
-    fn the_preservation_interval_is_checked() {
-        let mut config = NodeConfig {
+    /// A valid configuration of a node serving Sarzana's registry, with every other key at
+    /// its default.
+    fn sarzana() -> NodeConfig {
+        NodeConfig {
             node_id: "sarzana".to_owned(),
             tls: TlsFiles {
                 ca: "ca.pem".to_owned(),
@@ -298,7 +297,14 @@ mod tests {
                 functions: vec![Function::Registry],
             }],
             ..NodeConfig::default()
-        };
+        }
+    }
+
+    /// Preservation is off by default and runs every 15 minutes when on; an interval outside
+    /// 10..=86400 seconds stops the node at start, naming the key.
+    #[test]
+    fn the_preservation_interval_is_checked() {
+        let mut config = sarzana();
         assert_eq!(config.registry.preservation_dir, "");
         assert_eq!(config.registry.preservation_interval_s, 900);
         config.validate().expect("the defaults are valid");
@@ -317,29 +323,11 @@ mod tests {
     #[test]
     fn the_move_retry_interval_is_checked() {
         let config = |ms: u64| NodeConfig {
-            node_id: "sarzana".to_owned(),
-            tls: TlsFiles {
-                ca: "ca.pem".to_owned(),
-                cert: "node.pem".to_owned(),
-                key: "node.key".to_owned(),
-            },
-            comuni: vec![ServedComune {
-                profile: ComuneProfile {
-                    istat: Istat::parse("011027").expect("a six-digit code"),
-                    name: "Sarzana".to_owned(),
-                    fiscal_code: "00143110119".to_owned(),
-                    cadastral_code: "I449".to_owned(),
-                    segregation_code: "01".to_owned(),
-                    ipa_code: "c_i449".to_owned(),
-                    population: 22_000,
-                },
-                functions: vec![Function::Registry],
-            }],
             operational_data: OperationalDataConfig {
                 move_retry_interval_ms: ms,
                 ..OperationalDataConfig::default()
             },
-            ..NodeConfig::default()
+            ..sarzana()
         };
         assert_eq!(
             OperationalDataConfig::default().move_retry_interval_ms,

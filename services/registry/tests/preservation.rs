@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
+use unione_kit::Istat;
 use unione_kit::names::routed;
 use unione_kit::principal::Principal;
 use unione_kit::storage::testing::{self, TestDatabase};
 use unione_kit::token::Role;
-use unione_kit::{ComuneProfile, Istat, Served};
 use unione_proto::registry::v1 as pb;
 use unione_proto::registry::v1::protocol_service_server::ProtocolService;
 use unione_registry::ProtocolApi;
@@ -22,20 +22,9 @@ use unione_registry::archive::{DirectoryArchive, MANIFEST_FILE, RECEIPT_FILE};
 use unione_registry::domain::preservation::{DOCUMENT_FILE, Manifest, PreservationReceipt};
 use unione_registry::storage::preservation as receipts;
 
-const SARZANA: &str = "011027";
-const ARCOLA: &str = "011002";
+mod support;
 
-fn profile(istat: &str, name: &str) -> ComuneProfile {
-    ComuneProfile {
-        istat: Istat::parse(istat).expect("a six-digit code"),
-        name: name.to_owned(),
-        fiscal_code: format!("001{istat}00"),
-        cadastral_code: "I449".to_owned(),
-        segregation_code: "01".to_owned(),
-        ipa_code: format!("c_{istat}"),
-        population: 20_000,
-    }
-}
+use support::{ARCOLA, SARZANA};
 
 /// Microseconds of a UTC instant.
 fn utc(y: i32, m: u32, d: u32, h: u32) -> i64 {
@@ -51,14 +40,12 @@ fn day(y: i32, m: u32, d: u32) -> NaiveDate {
 }
 
 async fn api(t: &TestDatabase, start: i64) -> (ProtocolApi, Arc<AtomicI64>) {
-    t.db.migrate(&unione_registry::migrations())
-        .await
-        .expect("registry migrations apply");
+    support::migrate(t).await;
     let now = Arc::new(AtomicI64::new(start));
     let read = Arc::clone(&now);
     let api = ProtocolApi::with_clock(
         t.db.clone(),
-        Served::new([profile(SARZANA, "Sarzana"), profile(ARCOLA, "Arcola")]),
+        support::served(),
         Arc::new(move || read.load(Ordering::SeqCst)),
     );
     (api, now)
